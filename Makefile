@@ -1,0 +1,34 @@
+# The two commands a newcomer needs are `make dry-run` and `make test`; everything else is optional.
+SHELL := /bin/bash
+SWIFT ?= swift
+BIN := .build/debug/myosicam-agent
+EXAMPLE_CONF := config/example/agent.conf
+
+.PHONY: deps build dry-run inspect test test-swift test-tools bench release clean
+
+# Installs the system libraries the build links against, only when they are missing.
+deps:
+	@./scripts/ensure-deps
+
+build: deps
+	$(SWIFT) build
+
+# The agent's main job on the bundled example tree: prints the exact snapshot bytes.
+dry-run: build
+	$(BIN) --dry-run --config $(EXAMPLE_CONF)
+
+inspect: build
+	$(BIN) inspect --config $(EXAMPLE_CONF)
+
+# Every test: Swift units, goldens and end-to-end tests, then the Python tools' own tests.
+# -warnings-as-errors keeps the zero-warning rule honest.
+test: deps
+	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
+	$(SWIFT) test --skip-build
+	python3 -m unittest discover -s tools -p 'test_*.py' -t tools
+
+bench: deps
+	./bench/run
+
+clean:
+	rm -rf .build

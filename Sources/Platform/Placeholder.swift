@@ -1,0 +1,3 @@
+import CCurl
+import CCrypto
+public enum PlatformModule {}

@@ -1,0 +1,5 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+exit(Agent.main(arguments: Array(CommandLine.arguments.dropFirst())))
