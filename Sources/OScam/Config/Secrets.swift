@@ -1,0 +1,71 @@
+/// A secret value found in an OScam file, with the rule that found it (for redaction counts).
+public struct FoundSecret: Sendable, Equatable, Hashable {
+    /// e.g. `oscam.user:pwd`, `oscam.conf:webif.httppwd`, `oscam.conf:newcamd.port_key`.
+    public let rule: String
+    public let value: Secret
+}
+
+/// Which keys of each file hold secrets or card data (OSCAM.md §6.2).
+public enum SecretKeys {
+    /// Keys whose values are secret wherever they appear.
+    static let byFile: [OScamFile: Set<String>] = [
+        .user: ["pwd", "hostname"],
+        .server: Set([
+            "password", "user", "key", "pincode", "boxid", "boxkey", "rsakey", "deskey", "cwpkkey", "aeskeys",
+            "ins7e", "ins7e11", "ins2e06", "ins42", "k1_generic", "k1_unique", "tongfang3_deskey",
+            "tongfang3_calibsn", "tongfang_boxid", "stbid", "mod1", "mod2", "idird", "cmd0eprov", "key3588",
+            "key3460", "key3310", "data50", "mod50", "nuid", "forcepair", "otpcsc", "otacsc", "cwpkcaid",
+            "cak63nuid", "cak63cwekey", "stmkeys", "force_ua", "emu_auproviders",
+            // Sensitive rather than secret: where the card or the upstream server is.
+            "device", "atr", "readnano",
+        ]).union((0...16).map { "cwekey\($0)" }),
+    ]
+
+    /// oscam.conf keys, qualified by section, whose values are secret.
+    ///
+    /// `[dvbapi] user` and `[radegast] user` name an oscam.user account; account names are part
+    /// of what the snapshot reports, so they are kept out of the typed model but not scrubbed.
+    static let conf: Set<String> = [
+        "webif.httpuser", "webif.httppwd", "newcamd.key", "camd33.key", "gbox.my_password", "gbox.hostname",
+        "pandora.pand_usr", "pandora.pand_pass", "streamrelay.stream_source_auth_user",
+        "streamrelay.stream_source_auth_password", "streamrelay.stream_relay_user", "cccam.nodeid",
+    ]
+
+    /// Any key that names a key, password or secret is treated as one, in any file, so a key
+    /// this list does not know (a fork's, a future build's) is still covered.
+    static func looksSecret(_ key: String) -> Bool {
+        ["key", "pwd", "pass", "secret", "token"].contains { key.contains($0) }
+    }
+}
+
+extension ConfigDocument {
+    /// Every secret value in the file, for the redaction filter: what the typed views leave out,
+    /// found again here so that a second, independent wall can scrub it from any payload.
+    ///
+    /// Flag-like values (`0`, `1`) and empty values carry nothing to hide and are skipped.
+    public func secretValues() -> [FoundSecret] {
+        var found: [FoundSecret] = []
+        let fileKeys = SecretKeys.byFile[file] ?? []
+        for section in sections() {
+            for setting in section.settings {
+                let value = setting.value
+                guard !value.isEmpty, value != "0", value != "1" else {
+                    continue
+                }
+                let qualified = "\(section.name).\(setting.key)"
+                if file == .conf && section.name == "newcamd" && setting.key == "port" {
+                    for key in ListSyntax.newcamdPortKeys(value) {
+                        found.append(FoundSecret(rule: "\(file.rawValue):newcamd.port_key", value: Secret(key)))
+                    }
+                    continue
+                }
+                let secret = file == .conf ? SecretKeys.conf.contains(qualified) : fileKeys.contains(setting.key)
+                if secret || SecretKeys.looksSecret(setting.key) {
+                    let rule = file == .conf ? "\(file.rawValue):\(qualified)" : "\(file.rawValue):\(setting.key)"
+                    found.append(FoundSecret(rule: rule, value: Secret(value)))
+                }
+            }
+        }
+        return found
+    }
+}

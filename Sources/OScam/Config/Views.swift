@@ -1,0 +1,287 @@
+/// An `[account]` of oscam.user as OScam loads it, without its secrets (`pwd`, `hostname`).
+public struct Account: Sendable, Equatable {
+    public let user: String
+    public let enabled: Bool
+    public let groups: [Int]
+    public let caids: [CAIDEntry]
+    public let idents: [IdentEntry]
+    /// `YYYY-MM-DD`, normalised from OScam's two accepted forms.
+    public let expdate: String?
+    /// Line of the `[account]` header.
+    public let line: Int
+}
+
+/// A `[reader]` of oscam.server, without its secrets (credentials, keys, `device`, card data).
+public struct Reader: Sendable, Equatable {
+    public enum DeviceKind: String, Sendable, Equatable, Codable {
+        /// A remote server reached over the network (`device = host,port`).
+        case network
+        /// A card in a local reader (`device = /dev/...`).
+        case local
+        /// A built-in emulator or constant-CW source.
+        case emulator
+        case unknown
+    }
+
+    /// Spaces replaced by `_`, as OScam corrects labels.
+    public let label: String
+    public let protocolName: String
+    public let enabled: Bool
+    public let groups: [Int]
+    public let caids: [CAIDEntry]
+    public let idents: [IdentEntry]
+    public let deviceKind: DeviceKind
+    public let line: Int
+
+    static let networkProtocols: Set<String> = [
+        "camd35", "cs357x", "cs378x", "camd33", "cccam", "cccam_ext", "cccam_mcs", "newcamd", "newcamd525",
+        "newcamd524", "radegast", "gbox", "scam", "ghttp", "serial",
+    ]
+    static let emulatorProtocols: Set<String> = ["emu", "constcw", "drecas"]
+    static let localProtocols: Set<String> = [
+        "mouse", "internal", "smartreader", "pcsc", "sc8in1", "mp35", "smargo", "stapi", "stinger", "db2com",
+    ]
+}
+
+/// The `[webif]` settings that decide how the agent reaches OScam's WebIF.
+public struct WebIfSettings: Sendable, Equatable {
+    /// 0 when the WebIF is off.
+    public let port: Int
+    /// `httpport = +port`: HTTPS with OScam's own (usually self-signed) certificate.
+    public let tls: Bool
+    /// `[webif] serverip`, falling back to `[global] serverip`; nil = every address.
+    public let bindAddress: String?
+    public let user: Secret?
+    public let password: Secret?
+    /// The parsed `httpallowed`; OScam's default list when oscam.conf is missing entirely.
+    public let allowed: [IPRange]
+    public let readonly: Bool
+
+    /// Digest auth is active only when both user and password are set (OSCAM.md §4.2).
+    public var authRequired: Bool {
+        !(user?.isEmpty ?? true) && !(password?.isEmpty ?? true)
+    }
+
+    public var enabled: Bool {
+        port != 0
+    }
+
+    /// `httpallowed` admits the agent's loopback calls.
+    public var allowsLoopback: Bool {
+        let v4 = IPAddress("127.0.0.1")
+        let v6 = IPAddress("::1")
+        return allowed.contains { range in
+            v4.map(range.contains) == true || v6.map(range.contains) == true
+        }
+    }
+
+    /// Every allowed address is a loopback address: the WebIF is not reachable from outside.
+    public var loopbackOnly: Bool {
+        !allowed.isEmpty && allowed.allSatisfy(\.isLoopbackOnly)
+    }
+
+    /// What OScam uses when oscam.conf does not exist (OSCAM.md §1.2).
+    public static let defaultsWithoutConf = WebIfSettings(
+        port: 8888, tls: false, bindAddress: nil, user: nil, password: nil,
+        allowed: (try? ListSyntax.ipRanges(
+            "127.0.0.1,192.168.0.0-192.168.255.255,10.0.0.0-10.255.255.255,172.16.0.0-172.31.255.255,::1")) ?? [],
+        readonly: false)
+}
+
+/// One protocol listener OScam opens, from its oscam.conf section.
+public struct Listener: Sendable, Equatable {
+    public enum Transport: String, Sendable, Equatable, Codable { case tcp, udp }
+    /// The oscam.conf section, e.g. `newcamd`, `cs378x`.
+    public let section: String
+    public let transport: Transport
+    public let ports: [ListenerPort]
+}
+
+/// A typed reading of one OScam file, with every problem the reading found (the document's own
+/// and those of list values), each naming the file and line.
+public struct View<Value: Sendable>: Sendable {
+    public let value: Value
+    public let problems: [ConfigProblem]
+}
+
+extension ConfigDocument {
+    // MARK: - oscam.user
+
+    /// The accounts OScam loads: `[account]` sections with a `user`, the first of duplicate names.
+    public func accounts() -> View<[Account]> {
+        var problems: [ConfigProblem] = []
+        var seen: Set<String> = []
+        var accounts: [Account] = []
+        for record in records() {
+            guard let user = record.value("user"), !user.isEmpty, let line = record.headerLine else {
+                continue
+            }
+            guard seen.insert(user).inserted else {
+                continue
+            }
+            let groups = parseList(record, "group", into: &problems, ListSyntax.groups) ?? []
+            let caids = parseList(record, "caid", into: &problems, ListSyntax.caids) ?? []
+            let idents = parseList(record, "ident", into: &problems, ListSyntax.idents) ?? []
+            var expdate: String?
+            if let raw = record.value("expdate"), !raw.isEmpty {
+                expdate = Self.normalisedDate(raw)
+                if expdate == nil {
+                    problems.append(problem(record.line(of: "expdate") ?? line, "expdate is not YYYY-MM-DD or YYYY/MM/DD"))
+                }
+            }
+            accounts.append(Account(
+                user: user, enabled: !flag(record.value("disabled")), groups: groups, caids: caids,
+                idents: idents, expdate: expdate, line: line))
+        }
+        return View(value: accounts, problems: problems)
+    }
+
+    // MARK: - oscam.server
+
+    /// The readers OScam loads: `[reader]` sections with a `label`.
+    public func readers() -> View<[Reader]> {
+        var problems: [ConfigProblem] = []
+        var readers: [Reader] = []
+        for record in records() {
+            guard let rawLabel = record.value("label"), !rawLabel.isEmpty, let line = record.headerLine else {
+                continue
+            }
+            let protocolName = LineSyntax.lowercased(Array((record.value("protocol") ?? "").utf8)[...])
+            let kind: Reader.DeviceKind =
+                Reader.networkProtocols.contains(protocolName) ? .network
+                : Reader.localProtocols.contains(protocolName) ? .local
+                : Reader.emulatorProtocols.contains(protocolName) ? .emulator : .unknown
+            readers.append(Reader(
+                label: String(rawLabel.map { $0 == " " ? "_" : $0 }),
+                protocolName: protocolName,
+                enabled: record.value("enable").map { Int($0) ?? 1 != 0 } ?? true,
+                groups: parseList(record, "group", into: &problems, ListSyntax.groups) ?? [],
+                caids: parseList(record, "caid", into: &problems, ListSyntax.caids) ?? [],
+                idents: parseList(record, "ident", into: &problems, ListSyntax.idents) ?? [],
+                deviceKind: kind, line: line))
+        }
+        return View(value: readers, problems: problems)
+    }
+
+    // MARK: - oscam.conf
+
+    /// The `[webif]` settings (OSCAM.md §4.2).
+    public func webif() -> View<WebIfSettings> {
+        var problems: [ConfigProblem] = []
+        let webif = ConfigSection(name: "webif", headerLine: nil, settings: settings(inSection: "webif"))
+        var port = 0
+        var tls = false
+        if var raw = webif.value("httpport"), !raw.isEmpty {
+            if raw.hasPrefix("+") {
+                tls = true
+                raw.removeFirst()
+            }
+            do {
+                port = try ListSyntax.port(raw)
+            } catch {
+                problems.append(problem(webif.line(of: "httpport") ?? 0, "httpport: \(error.message)"))
+            }
+        }
+        let allowed = parseList(webif, "httpallowed", into: &problems, ListSyntax.ipRanges) ?? []
+        let bind = [webif.value("serverip"), value("serverip", inSection: "global")]
+            .compactMap { $0 }.first { !$0.isEmpty }
+        return View(value: WebIfSettings(
+            port: port, tls: tls, bindAddress: bind,
+            user: webif.value("httpuser").map(Secret.init), password: webif.value("httppwd").map(Secret.init),
+            allowed: allowed, readonly: flag(webif.value("httpreadonly"))), problems: problems)
+    }
+
+    /// The protocol listeners with a non-zero port, in OScam's section order.
+    public func listeners() -> View<[Listener]> {
+        var problems: [ConfigProblem] = []
+        var listeners: [Listener] = []
+        typealias PortParser = (String) throws(ListSyntaxError) -> [ListenerPort]
+        let single: PortParser = { (text: String) throws(ListSyntaxError) -> [ListenerPort] in
+            [ListenerPort(port: try ListSyntax.port(text))]
+        }
+        let list: PortParser = { (text: String) throws(ListSyntaxError) -> [ListenerPort] in
+            try ListSyntax.portList(text).map { ListenerPort(port: $0) }
+        }
+        let table: [(section: String, key: String, transport: Listener.Transport, parse: PortParser)] = [
+            ("camd33", "port", .tcp, single),
+            ("cs357x", "port", .udp, single),
+            ("cs378x", "port", .tcp, ListSyntax.camd35Ports),
+            ("newcamd", "port", .tcp, ListSyntax.newcamdPorts),
+            ("radegast", "port", .tcp, single),
+            ("gbox", "port", .udp, list),
+            ("cccam", "port", .tcp, list),
+            ("pandora", "pand_port", .udp, single),
+            ("scam", "port", .tcp, single),
+            ("monitor", "port", .udp, single),
+            ("cache", "csp_port", .udp, single),
+        ]
+        for entry in table {
+            let section = ConfigSection(name: entry.section, headerLine: nil, settings: settings(inSection: entry.section))
+            guard let raw = section.value(entry.key), !raw.isEmpty else {
+                continue
+            }
+            do {
+                let ports = try entry.parse(raw).filter { $0.port != 0 }
+                if !ports.isEmpty {
+                    listeners.append(Listener(section: entry.section, transport: entry.transport, ports: ports))
+                }
+            } catch {
+                problems.append(problem(section.line(of: entry.key) ?? 0, "[\(entry.section)] \(entry.key): \(error)"))
+            }
+        }
+        return View(value: listeners, problems: problems)
+    }
+
+    /// Every problem in the file: the document's own and those of its typed views.
+    public func allProblems() -> [ConfigProblem] {
+        var found = problems
+        switch file {
+        case .user: found += accounts().problems
+        case .server: found += readers().problems
+        case .conf: found += webif().problems + listeners().problems
+        }
+        return found.sorted { ($0.line, $0.message) < ($1.line, $1.message) }
+    }
+
+    // MARK: - Helpers
+
+    private func parseList<T>(
+        _ section: ConfigSection, _ key: String, into problems: inout [ConfigProblem],
+        _ parse: (String) throws(ListSyntaxError) -> T
+    ) -> T? {
+        guard let raw = section.value(key) else {
+            return nil
+        }
+        do {
+            return try parse(raw)
+        } catch {
+            problems.append(problem(section.line(of: key) ?? section.headerLine ?? 0, "\(key): \(error)"))
+            return nil
+        }
+    }
+
+    private func problem(_ line: Int, _ message: String) -> ConfigProblem {
+        ConfigProblem(path: path, line: line, severity: .error, message: message)
+    }
+
+    private func flag(_ value: String?) -> Bool {
+        guard let value, let number = Int(value) else {
+            return false
+        }
+        return number != 0
+    }
+
+    static func normalisedDate(_ raw: String) -> String? {
+        let parts = raw.split(omittingEmptySubsequences: false) { $0 == "-" || $0 == "/" }
+        guard parts.count == 3, parts[0].count == 4, parts[1].count <= 2, parts[2].count <= 2,
+              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
+              (1...12).contains(month), (1...31).contains(day), year >= 1970 else {
+            return nil
+        }
+        return "\(year)-" + pad2(month) + "-" + pad2(day)
+    }
+
+    private static func pad2(_ value: Int) -> String {
+        value < 10 ? "0\(value)" : "\(value)"
+    }
+}

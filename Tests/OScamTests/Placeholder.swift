@@ -1,2 +1,0 @@
-import Testing
-@Test func placeholderOScamTests() { #expect(Bool(true)) }
