@@ -18,4 +18,8 @@ static inline CURLcode myo_setopt_xferinfo(CURL *c, int (*f)(void *, curl_off_t,
 }
 static inline CURLcode myo_getinfo_long(CURL *c, CURLINFO i, long *v) { return curl_easy_getinfo(c, i, v); }
 static inline CURLcode myo_getinfo_double(CURL *c, CURLINFO i, double *v) { return curl_easy_getinfo(c, i, v); }
+// Macros that Swift cannot import.
+static const long MYO_CURLAUTH_DIGEST = (long)CURLAUTH_DIGEST;
+static const long MYO_PROTO_HTTP = (long)CURLPROTO_HTTP;
+static const long MYO_PROTO_HTTPS = (long)CURLPROTO_HTTPS;
 #endif

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OScam
+import Pipeline
+import Platform
+
+/// One OScam file as read for this cycle: its parsed document and fingerprint, or why it could
+/// not be read.
+public struct LoadedFile: Sendable {
+    public let file: OScamFile
+    public let path: String
+    public let result: Result<(document: ConfigDocument, fingerprint: FileFingerprint), FileReadError>
+
+    public init(file: OScamFile, path: String,
+                result: Result<(document: ConfigDocument, fingerprint: FileFingerprint), FileReadError>) {
+        self.file = file
+        self.path = path
+        self.result = result
+    }
+}
+
+/// Why a file could not be read, in one line that names it.
+public struct FileReadError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable { case missing, unreadable, tooLarge }
+    public let kind: Kind
+    public let description: String
+}
+
+/// Everything the collectors share in one cycle: discovery results, each instance's files read
+/// once, and the host's paths. Platform access sits behind parameters so tests run on fixture
+/// trees.
+public struct CollectContext: Sendable {
+    public let discovery: DiscoveryResult
+    /// Instance id → its three files.
+    public let files: [String: [OScamFile: LoadedFile]]
+    public let procTable: any ProcTable
+    public let procRoot: String
+    public let osReleasePath: String
+    public let http: any HTTPTransport
+    /// Wall-clock seconds, from the injected clock.
+    public let now: Int64
+    public let webifTimeout: Double
+
+    public init(discovery: DiscoveryResult, files: [String: [OScamFile: LoadedFile]], procTable: any ProcTable,
+                procRoot: String, osReleasePath: String = "/etc/os-release", http: any HTTPTransport, now: Int64,
+                webifTimeout: Double = 5) {
+        self.discovery = discovery
+        self.files = files
+        self.procTable = procTable
+        self.procRoot = procRoot
+        self.osReleasePath = osReleasePath
+        self.http = http
+        self.now = now
+        self.webifTimeout = webifTimeout
+    }
+
+    /// The parsed document of `file` for an instance, or nil (the loader's error is reported by
+    /// the `instances` collector, once).
+    public func document(_ file: OScamFile, of instance: String) -> ConfigDocument? {
+        guard case .success(let loaded)? = files[instance]?[file]?.result else {
+            return nil
+        }
+        return loaded.document
+    }
+
+    /// The document of `file`, an empty one when the file does not exist (OScam then has no
+    /// accounts or readers), or nil when it exists but could not be read.
+    public func readable(_ file: OScamFile, of instance: String) -> ConfigDocument? {
+        switch files[instance]?[file]?.result {
+        case .success(let loaded)?:
+            return loaded.document
+        case .failure(let error)? where error.kind == .missing:
+            return ConfigDocument(bytes: [], file: file, path: file.rawValue)
+        default:
+            return nil
+        }
+    }
+
+    /// Reads the three files of every instance; a missing or unreadable file is recorded, not
+    /// fatal.
+    public static func loadFiles(for discovery: DiscoveryResult, maxBytes: Int = 64 << 20) -> [String: [OScamFile: LoadedFile]] {
+        var result: [String: [OScamFile: LoadedFile]] = [:]
+        for instance in discovery.instances {
+            var files: [OScamFile: LoadedFile] = [:]
+            for file in OScamFile.allCases {
+                let path = DiscoveryPath.join(instance.configDir, file.rawValue)
+                files[file] = LoadedFile(file: file, path: path, result: load(path, file: file, maxBytes: maxBytes))
+            }
+            result[instance.id] = files
+        }
+        return result
+    }
+
+    static func load(_ path: String, file: OScamFile, maxBytes: Int)
+        -> Result<(document: ConfigDocument, fingerprint: FileFingerprint), FileReadError> {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            return .failure(FileReadError(kind: code == ENOENT ? .missing : .unreadable,
+                                          description: "\(path): \(String(cString: strerror(code)))"))
+        }
+        guard Int(info.st_size) <= maxBytes else {
+            return .failure(FileReadError(kind: .tooLarge, description: "\(path): larger than \(maxBytes >> 20) MiB; not read"))
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try RealFileSystem().readFile(path, limit: maxBytes)
+        } catch {
+            return .failure(FileReadError(kind: .unreadable, description: error.description))
+        }
+        let fingerprint = FileFingerprint(sha256: Crypto.sha256Hex(bytes), size: Int64(bytes.count),
+                                          mtime: Int64(info.st_mtim.tv_sec))
+        return .success((ConfigDocument(bytes: bytes, file: file, path: path), fingerprint))
+    }
+}

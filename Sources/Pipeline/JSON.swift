@@ -1,0 +1,171 @@
+/// A JSON value with a deterministic encoding: the same value always gives the same bytes.
+///
+/// Object keys are sorted by their UTF-8 bytes, numbers have one spelling (integers as
+/// integers, fractions as `Fixed` decimals), strings escape only what JSON requires. The payload
+/// hash in `--dry-run`, in logs and in heartbeats depends on this.
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case fixed(Fixed)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// Compact, deterministic bytes.
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(4096)
+        write(to: &out, indent: nil, level: 0)
+        return out
+    }
+
+    /// Indented for people to read; not the bytes that are sent.
+    public func pretty() -> [UInt8] {
+        var out: [UInt8] = []
+        write(to: &out, indent: 2, level: 0)
+        out.append(0x0A)
+        return out
+    }
+
+    private func write(to out: inout [UInt8], indent: Int?, level: Int) {
+        switch self {
+        case .null:
+            out += Array("null".utf8)
+        case .bool(let value):
+            out += Array((value ? "true" : "false").utf8)
+        case .int(let value):
+            out += Array(String(value).utf8)
+        case .fixed(let value):
+            out += Array(value.description.utf8)
+        case .string(let value):
+            JSONValue.writeString(value, to: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 {
+                    out.append(UInt8(ascii: ","))
+                }
+                newline(&out, indent, level + 1)
+                item.write(to: &out, indent: indent, level: level + 1)
+            }
+            if !items.isEmpty {
+                newline(&out, indent, level)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            for (index, key) in keys.enumerated() {
+                if index > 0 {
+                    out.append(UInt8(ascii: ","))
+                }
+                newline(&out, indent, level + 1)
+                JSONValue.writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                if indent != nil {
+                    out.append(UInt8(ascii: " "))
+                }
+                members[key]?.write(to: &out, indent: indent, level: level + 1)
+            }
+            if !keys.isEmpty {
+                newline(&out, indent, level)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private func newline(_ out: inout [UInt8], _ indent: Int?, _ level: Int) {
+        guard let indent else {
+            return
+        }
+        out.append(0x0A)
+        out += [UInt8](repeating: 0x20, count: indent * level)
+    }
+
+    static func writeString(_ value: String, to out: inout [UInt8]) {
+        let hexDigits = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20, 0x7F:
+                out += Array("\\u00".utf8) + [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// A decimal with a fixed number of fraction digits (at most 2 are kept), so that a measured
+/// value like 9.1 MB always encodes as `9.1`, never `9.0999999999`.
+public struct Fixed: Sendable, Equatable, CustomStringConvertible {
+    /// The value times 100, rounded.
+    public let hundredths: Int64
+
+    public init(_ value: Double) {
+        hundredths = value.isFinite ? Int64((value * 100).rounded()) : 0
+    }
+
+    public init(hundredths: Int64) {
+        self.hundredths = hundredths
+    }
+
+    public var description: String {
+        let sign = hundredths < 0 ? "-" : ""
+        let magnitude = hundredths.magnitude
+        let whole = magnitude / 100
+        let fraction = magnitude % 100
+        if fraction == 0 {
+            return "\(sign)\(whole)"
+        }
+        if fraction % 10 == 0 {
+            return "\(sign)\(whole).\(fraction / 10)"
+        }
+        return "\(sign)\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
+
+/// A model type that knows its JSON form. Every type that reaches a sink conforms, and none has
+/// a field for a secret.
+public protocol JSONRepresentable: Sendable {
+    var json: JSONValue { get }
+}
+
+extension JSONValue {
+    /// An object from optional members: nil members are absent, not `null`.
+    public static func members(_ pairs: [(String, JSONValue?)]) -> JSONValue {
+        var object: [String: JSONValue] = [:]
+        for (key, value) in pairs {
+            if let value {
+                object[key] = value
+            }
+        }
+        return .object(object)
+    }
+
+    public static func string(_ value: String?) -> JSONValue? {
+        value.map(JSONValue.string)
+    }
+
+    public static func int<T: BinaryInteger>(_ value: T?) -> JSONValue? {
+        value.map { .int(Int64($0)) }
+    }
+
+    public static func fixed(_ value: Double?) -> JSONValue? {
+        value.map { .fixed(Fixed($0)) }
+    }
+
+    public static func array<T: JSONRepresentable>(_ values: [T]?) -> JSONValue? {
+        values.map { .array($0.map(\.json)) }
+    }
+
+    public static func strings(_ values: [String]) -> JSONValue {
+        .array(values.map(JSONValue.string))
+    }
+}

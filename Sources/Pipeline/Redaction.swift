@@ -1,0 +1,192 @@
+/// The second wall: removes every secret value known on this host, and anything shaped like card
+/// data, from every string in the payload, and counts what it removed per rule.
+///
+/// The typed model already has no field for a secret; this filter assumes it might be wrong (a
+/// password reused as an account name, a key pasted into a description that a future field
+/// reports) and scrubs the values wherever they appear. Secrets of 4 bytes or more are found
+/// anywhere inside a string; shorter ones only as a whole string, since a 2-byte password found
+/// "inside" every word would wreck the payload without protecting anything.
+public struct RedactionFilter: Filter {
+    public static let replacement = "<redacted>"
+    public static let minimumSubstringLength = 4
+    /// Fields that hold a hash of a file, which is hex by design and not card data.
+    static let hexExemptKeys: Set<String> = ["sha256"]
+
+    public let name = "redaction"
+    private let exact: [String: String]
+    /// Secret length → rolling hash → candidate secrets of that length.
+    private let byLength: [Int: [UInt64: [(bytes: [UInt8], rule: String)]]]
+    private let lengths: [Int]
+
+    /// `secrets` are `(rule, value)` pairs, e.g. `("oscam.user:pwd", "hunter22")`.
+    public init(secrets: [(rule: String, value: String)]) {
+        var exact: [String: String] = [:]
+        var byLength: [Int: [UInt64: [(bytes: [UInt8], rule: String)]]] = [:]
+        for (rule, value) in secrets where !value.isEmpty {
+            let bytes = Array(value.utf8)
+            if bytes.count >= Self.minimumSubstringLength {
+                byLength[bytes.count, default: [:]][Self.hash(bytes[...]), default: []].append((bytes, rule))
+            } else if exact[value] == nil {
+                exact[value] = rule
+            }
+        }
+        self.exact = exact
+        self.byLength = byLength
+        lengths = byLength.keys.sorted(by: >)
+    }
+
+    public var secretCount: Int {
+        exact.count + byLength.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
+    }
+
+    public func apply(_ value: JSONValue, counts: inout [String: Int]) -> JSONValue {
+        walk(value, key: nil, counts: &counts)
+    }
+
+    private func walk(_ value: JSONValue, key: String?, counts: inout [String: Int]) -> JSONValue {
+        switch value {
+        case .string(let text):
+            return .string(scrub(text, key: key, counts: &counts))
+        case .array(let items):
+            return .array(items.map { walk($0, key: key, counts: &counts) })
+        case .object(let members):
+            var result: [String: JSONValue] = [:]
+            for (name, member) in members {
+                result[name] = walk(member, key: name, counts: &counts)
+            }
+            return .object(result)
+        default:
+            return value
+        }
+    }
+
+    /// One string: exact short secrets, then every known secret inside it, then card patterns.
+    func scrub(_ text: String, key: String?, counts: inout [String: Int]) -> String {
+        if let rule = exact[text] {
+            counts[rule, default: 0] += 1
+            return Self.replacement
+        }
+        var bytes = Array(text.utf8)
+        var changed = false
+        for length in lengths where length <= bytes.count {
+            guard let table = byLength[length] else {
+                continue
+            }
+            var start = 0
+            var matches: [(Int, String)] = []
+            var power: UInt64 = 1
+            for _ in 1..<length {
+                power = power &* Self.base
+            }
+            var rolling = Self.hash(bytes[0..<length])
+            while true {
+                if let candidates = table[rolling],
+                   let hit = candidates.first(where: { $0.bytes.elementsEqual(bytes[start..<(start + length)]) }) {
+                    matches.append((start, hit.rule))
+                }
+                let next = start + length
+                guard next < bytes.count else {
+                    break
+                }
+                rolling = (rolling &- UInt64(bytes[start]) &* power) &* Self.base &+ UInt64(bytes[next])
+                start += 1
+            }
+            guard !matches.isEmpty else {
+                continue
+            }
+            // Replace from the right so earlier offsets stay valid; skip overlapping hits.
+            var lastStart = Int.max
+            for (offset, rule) in matches.reversed() where offset + length <= lastStart {
+                bytes.replaceSubrange(offset..<(offset + length), with: Array(Self.replacement.utf8))
+                counts[rule, default: 0] += 1
+                lastStart = offset
+                changed = true
+            }
+        }
+        var result = changed ? String(decoding: bytes, as: UTF8.self) : text
+        if !(key.map(Self.hexExemptKeys.contains) ?? false) {
+            result = CardPatterns.scrub(result, counts: &counts)
+        }
+        return result
+    }
+
+    private static let base: UInt64 = 257
+
+    private static func hash(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        bytes.reduce(0) { $0 &* base &+ UInt64($1) }
+    }
+}
+
+/// Shapes of card data that must never leave even when no file named them: long hex strings
+/// (keys, serials, EMM/ECM payloads) and ATRs.
+enum CardPatterns {
+    static let hexRule = "pattern:hex16"
+    static let atrRule = "pattern:atr"
+    static let minimumHexRun = 16
+
+    static func scrub(_ text: String, counts: inout [String: Int]) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 16 else {
+            return text
+        }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        var changed = false
+        while index < bytes.count {
+            if let end = atrEnd(bytes, from: index) {
+                output += Array(RedactionFilter.replacement.utf8)
+                counts[atrRule, default: 0] += 1
+                index = end
+                changed = true
+                continue
+            }
+            var end = index
+            while end < bytes.count, isHex(bytes[end]) {
+                end += 1
+            }
+            if end - index >= minimumHexRun, index == 0 || !isWordByte(bytes[index - 1]),
+               end == bytes.count || !isWordByte(bytes[end]) {
+                output += Array(RedactionFilter.replacement.utf8)
+                counts[hexRule, default: 0] += 1
+                index = end
+                changed = true
+                continue
+            }
+            let stop = max(end, index + 1)
+            output += bytes[index..<stop]
+            index = stop
+        }
+        return changed ? String(decoding: output, as: UTF8.self) : text
+    }
+
+    /// `3B 9F 21 0E …`: eight or more space-separated hex bytes starting with an ATR's TS byte.
+    private static func atrEnd(_ bytes: [UInt8], from start: Int) -> Int? {
+        guard start + 2 <= bytes.count, bytes[start] == UInt8(ascii: "3"),
+              bytes[start + 1] == UInt8(ascii: "B") || bytes[start + 1] == UInt8(ascii: "F")
+                || bytes[start + 1] == UInt8(ascii: "b") || bytes[start + 1] == UInt8(ascii: "f"),
+              start == 0 || !isWordByte(bytes[start - 1]) else {
+            return nil
+        }
+        var index = start
+        var pairs = 0
+        var end = start
+        while index + 1 < bytes.count, isHex(bytes[index]), isHex(bytes[index + 1]) {
+            pairs += 1
+            end = index + 2
+            guard end < bytes.count, bytes[end] == UInt8(ascii: " ") else {
+                break
+            }
+            index = end + 1
+        }
+        return pairs >= 8 ? end : nil
+    }
+
+    private static func isHex(_ byte: UInt8) -> Bool {
+        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 70) || (byte >= 97 && byte <= 102)
+    }
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        isHex(byte) || (byte >= 71 && byte <= 90) || (byte >= 103 && byte <= 122) || byte == 95
+    }
+}

@@ -1,3 +1,0 @@
-import CCurl
-import CCrypto
-public enum PlatformModule {}

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Collectors
+import OScam
+import Pipeline
+import Platform
+
+/// One agent's way of collecting: discovery from its config, the enabled collectors (kept
+/// across cycles, since some remember the previous cycle), the redaction filter built from the
+/// files of this cycle, and the shared encoder.
+final class Collection: Sendable {
+    let config: AgentConfig
+    let enabled: [String]
+    let cycle: CollectionCycle<CollectContext>
+    let http: any HTTPTransport
+    let extraSecrets: [(rule: String, value: String)]
+
+    init(config: AgentConfig, enabled: [String], http: any HTTPTransport = CurlTransport(),
+         extraSecrets: [(rule: String, value: String)] = [], timeout: Duration = .seconds(10)) {
+        self.config = config
+        self.enabled = enabled
+        self.http = http
+        self.extraSecrets = extraSecrets
+        cycle = CollectionCycle(collectors: Registry.all.filter { enabled.contains($0.name) }.map { $0.make() },
+                                timeout: timeout)
+    }
+
+    var discoveryOptions: DiscoveryOptions {
+        DiscoveryOptions(
+            auto: config.autoDiscovery, procRoot: config.procRoot, systemdDirs: config.systemdDirs,
+            versionDirs: config.versionDirs, extraConfigDirs: config.configDirs,
+            defaultConfigDirs: config.autoDiscovery ? DiscoveryOptions.standardDefaultConfigDirs : [])
+    }
+
+    func discover() -> DiscoveryResult {
+        Discovery(options: discoveryOptions, pidfileSetting: Self.pidfileSetting).discover()
+    }
+
+    /// `[global] pidfile` of the oscam.conf in `configDir`, for discovery's pid-file choice.
+    @Sendable static func pidfileSetting(_ configDir: String) -> String? {
+        let path = DiscoveryPath.join(configDir, OScamFile.conf.rawValue)
+        guard let bytes = try? RealFileSystem().readFile(path, limit: 16 << 20) else {
+            return nil
+        }
+        let value = ConfigDocument(bytes: bytes, file: .conf, path: path).value("pidfile", inSection: "global")
+        return value?.isEmpty == false ? value : nil
+    }
+
+    struct Outcome {
+        let discovery: DiscoveryResult
+        let snapshot: Snapshot
+        let encoded: EncodedSnapshot
+        let redactionCounts: [String: Int]
+        let timings: [CollectorTiming]
+    }
+
+    /// Discovery, file loading, collectors, filters, encoding.
+    func collect(seq: Int64, now: Int64) -> Outcome {
+        let discovery = discover()
+        let files = CollectContext.loadFiles(for: discovery)
+        let context = CollectContext(
+            discovery: discovery, files: files, procTable: LinuxProcTable(root: config.procRoot),
+            procRoot: config.procRoot, http: http, now: now)
+        let base = Snapshot(seq: seq, collectedAt: now, agentVersion: AgentVersion.current)
+        let (snapshot, timings) = cycle.run(context: context, instanceIDs: discovery.instances.map(\.id), base: base)
+        let encoder = Self.encoder(secrets: SecretInventory.from(files: files, extra: extraSecrets))
+        let (encoded, counts) = encoder.encode(snapshot)
+        return Outcome(discovery: discovery, snapshot: snapshot, encoded: encoded, redactionCounts: counts,
+                       timings: timings)
+    }
+
+    static func encoder(secrets: [(rule: String, value: String)]) -> SnapshotEncoder {
+        SnapshotEncoder(filters: [RedactionFilter(secrets: secrets)], sha256: { Crypto.sha256Hex($0) })
+    }
+}
+
+enum AgentVersion {
+    static let current = "0.1.0"
+}
+
+/// The current wall-clock time in Unix seconds.
+func unixNow() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec)
+}
