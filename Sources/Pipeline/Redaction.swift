@@ -18,10 +18,15 @@ public struct RedactionFilter: Filter {
     private let byLength: [Int: [UInt64: [(bytes: [UInt8], rule: String)]]]
     private let lengths: [Int]
 
-    /// `secrets` are `(rule, value)` pairs, e.g. `("oscam.user:pwd", "hunter22")`.
-    public init(secrets: [(rule: String, value: String)]) {
+    /// `secrets` are `(rule, value)` pairs, e.g. `("oscam.user:pwd", "hunter22")`;
+    /// `wholeValueOnly` are scrubbed only where a string is exactly them (login names, which
+    /// also occur inside paths and labels).
+    public init(secrets: [(rule: String, value: String)], wholeValueOnly: [(rule: String, value: String)] = []) {
         var exact: [String: String] = [:]
         var byLength: [Int: [UInt64: [(bytes: [UInt8], rule: String)]]] = [:]
+        for (rule, value) in wholeValueOnly where !value.isEmpty && exact[value] == nil {
+            exact[value] = rule
+        }
         for (rule, value) in secrets where !value.isEmpty {
             let bytes = Array(value.utf8)
             if bytes.count >= Self.minimumSubstringLength {

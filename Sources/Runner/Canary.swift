@@ -16,7 +16,7 @@ enum Canary {
 
     /// `collectors` must be fresh instances: some remember the previous cycle.
     static func check(collectors: [any Collector<CollectContext>],
-                      encoder makeEncoder: ([(rule: String, value: String)]) -> SnapshotEncoder) -> Failure? {
+                      encoder makeEncoder: (SecretInventory) -> SnapshotEncoder) -> Failure? {
         let marker = "Canary" + randomLetters(12)
         let secret = { (name: String) in marker + name }
         let conf = """
@@ -79,12 +79,17 @@ enum Canary {
         if plain.contains(marker) {
             return Failure(description: "a collector put a secret from the OScam files into the payload")
         }
-        let secrets = SecretInventory.from(files: [instance.id: files])
+        var secrets = SecretInventory.from(files: [instance.id: files])
+        secrets.anywhere.append(("canary:webif", secret("webif")))
         var leaky = snapshot
+        // Passwords and keys embedded in a longer string; login names as whole values.
         leaky.collectorErrors.append(CollectorFailure(
             collector: "canary", instance: instance.id,
-            error: "leak " + secrets.map(\.value).joined(separator: " ") + " " + secret("webif")))
-        let (encoded, _) = makeEncoder(secrets + [("canary:webif", secret("webif"))]).encode(leaky)
+            error: "leak " + secrets.anywhere.map(\.value).joined(separator: " ")))
+        for (index, login) in secrets.wholeValue.enumerated() {
+            leaky.collectorErrors.append(CollectorFailure(collector: "canary", instance: "\(index)", error: login.value))
+        }
+        let (encoded, _) = makeEncoder(secrets).encode(leaky)
         if String(decoding: encoded.bytes, as: UTF8.self).contains(marker) {
             return Failure(description: "the redaction filter let a known secret through")
         }

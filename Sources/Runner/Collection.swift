@@ -70,8 +70,9 @@ final class Collection: Sendable {
                        timings: timings)
     }
 
-    static func encoder(secrets: [(rule: String, value: String)]) -> SnapshotEncoder {
-        SnapshotEncoder(filters: [RedactionFilter(secrets: secrets)], sha256: { Crypto.sha256Hex($0) })
+    static func encoder(secrets: SecretInventory) -> SnapshotEncoder {
+        SnapshotEncoder(filters: [RedactionFilter(secrets: secrets.anywhere, wholeValueOnly: secrets.wholeValue)],
+                        sha256: { Crypto.sha256Hex($0) })
     }
 }
 

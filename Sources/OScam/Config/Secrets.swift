@@ -3,6 +3,15 @@ public struct FoundSecret: Sendable, Equatable, Hashable {
     /// e.g. `oscam.user:pwd`, `oscam.conf:webif.httppwd`, `oscam.conf:newcamd.port_key`.
     public let rule: String
     public let value: Secret
+    /// A login name rather than a password or key: scrubbed where it is a whole value, not inside
+    /// other strings, since names like `oscam` or `admin` also occur in paths and labels.
+    public let isLoginName: Bool
+
+    public init(rule: String, value: Secret, isLoginName: Bool = false) {
+        self.rule = rule
+        self.value = value
+        self.isLoginName = isLoginName
+    }
 }
 
 /// Which keys of each file hold secrets or card data (OSCAM.md §6.2).
@@ -29,6 +38,12 @@ public enum SecretKeys {
         "webif.httpuser", "webif.httppwd", "newcamd.key", "camd33.key", "gbox.my_password", "gbox.hostname",
         "pandora.pand_usr", "pandora.pand_pass", "streamrelay.stream_source_auth_user",
         "streamrelay.stream_source_auth_password", "streamrelay.stream_relay_user", "cccam.nodeid",
+    ]
+
+    /// Login names (see `FoundSecret.isLoginName`).
+    static let loginNames: Set<String> = [
+        "oscam.server:user", "oscam.conf:webif.httpuser", "oscam.conf:pandora.pand_usr",
+        "oscam.conf:streamrelay.stream_relay_user", "oscam.conf:streamrelay.stream_source_auth_user",
     ]
 
     /// Any key that names a key, password or secret is treated as one, in any file, so a key
@@ -62,7 +77,8 @@ extension ConfigDocument {
                 let secret = file == .conf ? SecretKeys.conf.contains(qualified) : fileKeys.contains(setting.key)
                 if secret || SecretKeys.looksSecret(setting.key) {
                     let rule = file == .conf ? "\(file.rawValue):\(qualified)" : "\(file.rawValue):\(setting.key)"
-                    found.append(FoundSecret(rule: rule, value: Secret(value)))
+                    found.append(FoundSecret(rule: rule, value: Secret(value),
+                                             isLoginName: SecretKeys.loginNames.contains(rule)))
                 }
             }
         }
