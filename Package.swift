@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "Collectors", dependencies: ["Pipeline", "OScam", "Platform"]),
         .target(name: "Sinks", dependencies: ["Pipeline", "Platform"]),
         .executableTarget(name: "Runner", dependencies: ["Pipeline", "OScam", "Collectors", "Sinks", "Platform"]),
+        // `make bench` only; not shipped.
+        .executableTarget(name: "Bench", dependencies: ["Pipeline", "OScam", "Collectors", "Platform"]),
 
         .target(name: "TestSupport", dependencies: ["Pipeline", "OScam"], path: "Tests/TestSupport"),
         .testTarget(name: "OScamTests", dependencies: ["OScam", "TestSupport"], exclude: ["testdata"]),

@@ -268,7 +268,7 @@ extension ConfigDocument {
             if let header = block.header {
                 return header == name
             }
-            return name == "global" && block.lines.contains { $0.settingKey != nil }
+            return name == "global" && block.lines.contains { $0.isSetting }
         }
     }
 
@@ -278,7 +278,7 @@ extension ConfigDocument {
         for position in targets.reversed() {
             if let row = blocks[position].lines.lastIndex(where: { $0.settingKey == key }) {
                 let old = blocks[position].lines[row]
-                let updated = Line(bytes: Self.replacingValue(in: old.bytes, with: value), hasNewline: old.hasNewline)
+                let updated = Line(bytes: Self.replacingValue(in: Array(old.bytes), with: value), hasNewline: old.hasNewline)
                 blocks[position].lines[row] = updated
                 return updated != old
             }
@@ -288,7 +288,7 @@ extension ConfigDocument {
         }
         let style = LineStyle(block: blocks[position], fallback: allSettingLines(), crlf: usesCRLF)
         var block = blocks[position]
-        let row = (block.lines.lastIndex { $0.settingKey != nil } ?? 0) + 1
+        let row = (block.lines.lastIndex { $0.isSetting } ?? 0) + 1
         if row == block.lines.count, let last = block.lines.last, !last.hasNewline {
             block.lines[row - 1] = terminated(last)
             block.lines.insert(Line(bytes: style.line(key: key, value: value), hasNewline: false), at: row)
@@ -338,7 +338,7 @@ extension ConfigDocument {
     /// never touched.
     private mutating func removeRecord(at position: Int) {
         var block = blocks[position]
-        let lastSetting = block.lines.lastIndex { $0.settingKey != nil } ?? 0
+        let lastSetting = block.lines.lastIndex { $0.isSetting } ?? 0
         var rest = Array(block.lines[(lastSetting + 1)...])
         let previous = blocks[..<position].lastIndex { !$0.lines.isEmpty }
         let previousEndsBlank = previous.flatMap { blocks[$0].lines.last?.isBlank } ?? true
@@ -366,7 +366,7 @@ extension ConfigDocument {
         guard !line.hasNewline else {
             return line
         }
-        let bytes = usesCRLF && line.bytes.last != LineSyntax.cr ? line.bytes + [LineSyntax.cr] : line.bytes
+        let bytes = usesCRLF && line.bytes.last != LineSyntax.cr ? Array(line.bytes) + [LineSyntax.cr] : Array(line.bytes)
         return Line(bytes: bytes, hasNewline: true)
     }
 
@@ -384,7 +384,7 @@ extension ConfigDocument {
     }
 
     private func allSettingLines() -> [Line] {
-        blocks.filter { !$0.removed }.flatMap { $0.lines.filter { $0.settingKey != nil } }
+        blocks.filter { !$0.removed }.flatMap { $0.lines.filter { $0.isSetting } }
     }
 
     /// `key = old` → `key = new`, keeping everything up to the value and the whitespace after it.
@@ -434,10 +434,10 @@ struct LineStyle {
             samples = fallback.filter(isModel)
         }
         ending = crlf ? [LineSyntax.cr] : []
-        guard let last = samples.last, let eq = last.bytes.firstIndex(of: LineSyntax.equals) else {
+        guard let last = samples.last.map({ Array($0.bytes) }), let eq = last.firstIndex(of: LineSyntax.equals) else {
             return
         }
-        let bytes = last.bytes
+        let bytes = last
         var keyStart = 0
         while keyStart < eq, bytes[keyStart] == LineSyntax.space || bytes[keyStart] == LineSyntax.tab {
             keyStart += 1
@@ -460,13 +460,13 @@ struct LineStyle {
         }
         // Padded keys (two or more spaces before `=`, as OScam writes them) mean the section
         // aligns its `=` signs: new keys are padded to the column the last padded line uses.
-        let padded = samples.last { line in
-            guard let eq = line.bytes.firstIndex(of: LineSyntax.equals), eq >= 2 else {
+        let padded = samples.map { Array($0.bytes) }.last { line in
+            guard let eq = line.firstIndex(of: LineSyntax.equals), eq >= 2 else {
                 return false
             }
-            return line.bytes[eq - 1] == LineSyntax.space && line.bytes[eq - 2] == LineSyntax.space
+            return line[eq - 1] == LineSyntax.space && line[eq - 2] == LineSyntax.space
         }
-        column = padded.flatMap { $0.bytes.firstIndex(of: LineSyntax.equals) }
+        column = padded.flatMap { $0.firstIndex(of: LineSyntax.equals) }
         if column != nil {
             gap = [LineSyntax.space]
         }

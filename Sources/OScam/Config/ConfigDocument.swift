@@ -35,31 +35,41 @@ public struct ConfigSection: Sendable, Equatable {
 /// then one block per header, so an edit re-reads only its own block.
 public struct ConfigDocument: Sendable, Equatable {
     struct Line: Sendable, Equatable {
-        var bytes: [UInt8]
+        /// The line without its newline: a slice of the file's bytes as read (no copy per
+        /// line), or of a new array for a line an edit wrote.
+        var bytes: ArraySlice<UInt8>
         var hasNewline: Bool
-        /// What OScam makes of each `fgets` piece of this line; one piece unless the line is longer
-        /// than OScam's buffer.
-        var kinds: [LineKind]
+        /// What OScam makes of the first `fgets` piece; strings are built only when asked for.
+        private(set) var tag: LineSyntax.Tag
+        /// Longer than OScam's buffer, so OScam reads it as several lines.
+        private(set) var isOverlong: Bool
 
-        init(bytes: [UInt8], hasNewline: Bool) {
+        init(bytes: ArraySlice<UInt8>, hasNewline: Bool) {
             self.bytes = bytes
             self.hasNewline = hasNewline
-            kinds = LineSyntax.chunks(bytes, hasNewline: hasNewline).map(LineSyntax.classify)
+            isOverlong = bytes.count + (hasNewline ? 1 : 0) > LineSyntax.maxChunk
+            tag = LineSyntax.tag(LineSyntax.firstChunk(bytes))
+        }
+
+        init(bytes: [UInt8], hasNewline: Bool) {
+            self.init(bytes: bytes[...], hasNewline: hasNewline)
+        }
+
+        /// What OScam makes of each `fgets` piece of this line; one piece unless it is overlong.
+        var kinds: [LineKind] {
+            isOverlong ? LineSyntax.chunks(bytes, hasNewline: hasNewline).map(LineSyntax.classify) : [kind]
         }
 
         var kind: LineKind {
-            kinds.first ?? .ignored
-        }
-
-        var isOverlong: Bool {
-            kinds.count > 1
+            LineSyntax.classify(LineSyntax.firstChunk(bytes))
         }
 
         var settingKey: String? {
-            if case .setting(let key, _) = kind {
-                return key
-            }
-            return nil
+            tag == .setting ? LineSyntax.key(LineSyntax.firstChunk(bytes)) : nil
+        }
+
+        var isSetting: Bool {
+            tag == .setting
         }
 
         var isBlank: Bool {
@@ -85,28 +95,27 @@ public struct ConfigDocument: Sendable, Equatable {
     public init(bytes: some Collection<UInt8>, file: OScamFile, path: String) {
         self.file = file
         self.path = path
+        let storage = Array(bytes)
         var blocks = [Block(header: nil, lines: [])]
-        var current: [UInt8] = []
-        current.reserveCapacity(128)
-        func finish(newline: Bool) {
-            let line = Line(bytes: current, hasNewline: newline)
-            if case .header(let name) = line.kind {
-                blocks.append(Block(header: name, lines: [line]))
+        var current: [Line] = []
+        func finish(_ line: Line) {
+            if line.tag == .header, case .header(let name) = line.kind {
+                blocks[blocks.count - 1].lines = current
+                current = [line]
+                blocks.append(Block(header: name, lines: []))
             } else {
-                blocks[blocks.count - 1].lines.append(line)
-            }
-            current.removeAll(keepingCapacity: true)
-        }
-        for byte in bytes {
-            if byte == LineSyntax.lf {
-                finish(newline: true)
-            } else {
-                current.append(byte)
+                current.append(line)
             }
         }
-        if !current.isEmpty {
-            finish(newline: false)
+        var start = 0
+        while let newline = storage[start...].firstIndex(of: LineSyntax.lf) {
+            finish(Line(bytes: storage[start..<newline], hasNewline: true))
+            start = newline + 1
         }
+        if start < storage.count {
+            finish(Line(bytes: storage[start...], hasNewline: false))
+        }
+        blocks[blocks.count - 1].lines = current
         self.blocks = blocks
     }
 
@@ -145,12 +154,22 @@ public struct ConfigDocument: Sendable, Equatable {
     /// such lines, so they are not part of any section there.
     public func sections() -> [ConfigSection] {
         var result: [ConfigSection] = []
+        forEachSection { result.append($0) }
+        return result
+    }
+
+    /// Calls `body` with each section in file order, building one section's settings at a time
+    /// (a 50,000-account oscam.user never has all its strings in memory at once).
+    public func forEachSection(_ body: (ConfigSection) -> Void) {
         var lineNumber = 0
         for block in blocks where !block.removed {
             let start = lineNumber + 1
             var settings: [ConfigSetting] = []
             for line in block.lines {
                 lineNumber += 1
+                guard line.isSetting || line.isOverlong else {
+                    continue
+                }
                 for kind in line.kinds {
                     if case .setting(let key, let value) = kind {
                         settings.append(ConfigSetting(key: key, value: value, line: lineNumber))
@@ -158,12 +177,11 @@ public struct ConfigDocument: Sendable, Equatable {
                 }
             }
             if let header = block.header {
-                result.append(ConfigSection(name: normalized(header), headerLine: start, settings: settings))
+                body(ConfigSection(name: normalized(header), headerLine: start, settings: settings))
             } else if file == .conf && !settings.isEmpty {
-                result.append(ConfigSection(name: "global", headerLine: nil, settings: settings))
+                body(ConfigSection(name: "global", headerLine: nil, settings: settings))
             }
         }
-        return result
     }
 
     /// All settings OScam assigns to oscam.conf section `name`, over every occurrence of the
@@ -179,9 +197,20 @@ public struct ConfigDocument: Sendable, Equatable {
 
     /// The repeated record sections: `[account]` in oscam.user, `[reader]` in oscam.server.
     public func records() -> [ConfigSection] {
+        var result: [ConfigSection] = []
+        forEachRecord { result.append($0) }
+        return result
+    }
+
+    /// Calls `body` with each record section in file order, one at a time.
+    public func forEachRecord(_ body: (ConfigSection) -> Void) {
         guard let record = file.recordSection else {
-            return []
+            return
         }
-        return sections().filter { $0.name == record }
+        forEachSection { section in
+            if section.name == record {
+                body(section)
+            }
+        }
     }
 }

@@ -79,7 +79,12 @@ enum LineSyntax {
         String(decoding: bytes.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
-    static func classify(_ chunk: ArraySlice<UInt8>) -> LineKind {
+    /// A line's kind without its strings, so a parsed file keeps one byte per line for it.
+    enum Tag: UInt8, Sendable, Equatable {
+        case ignored, comment, header, setting, invalid
+    }
+
+    static func tag(_ chunk: ArraySlice<UInt8>) -> Tag {
         let line = trim(chunk)
         guard line.count >= 3, let first = line.first, let last = line.last else {
             return .ignored
@@ -88,30 +93,58 @@ enum LineSyntax {
             return .comment
         }
         if first == open && last == close {
+            return .header
+        }
+        return line.contains(equals) ? .setting : .invalid
+    }
+
+    static func classify(_ chunk: ArraySlice<UInt8>) -> LineKind {
+        let line = trim(chunk)
+        switch tag(chunk) {
+        case .ignored:
+            return .ignored
+        case .comment:
+            return .comment
+        case .header:
             return .header(string(line.dropFirst().dropLast()))
-        }
-        guard let eq = line.firstIndex(of: equals) else {
+        case .invalid:
             return .invalid
+        case .setting:
+            let eq = line.firstIndex(of: equals) ?? line.endIndex
+            let key = trim(line[line.startIndex..<eq])
+            let value = trim(line[min(eq + 1, line.endIndex)...])
+            return .setting(key: lowercased(key), value: string(value))
         }
-        let key = trim(line[line.startIndex..<eq])
-        let value = trim(line[(eq + 1)...])
-        return .setting(key: lowercased(key), value: string(value))
+    }
+
+    /// The lower-cased key of a setting line, without building its value.
+    static func key(_ chunk: ArraySlice<UInt8>) -> String? {
+        let line = trim(chunk)
+        guard tag(chunk) == .setting, let eq = line.firstIndex(of: equals) else {
+            return nil
+        }
+        return lowercased(trim(line[line.startIndex..<eq]))
     }
 
     /// Splits one physical line (its content and, when present, its newline) into the pieces
     /// `fgets` would return.
-    static func chunks(_ content: [UInt8], hasNewline: Bool) -> [ArraySlice<UInt8>] {
+    static func chunks(_ content: ArraySlice<UInt8>, hasNewline: Bool) -> [ArraySlice<UInt8>] {
         let total = content.count + (hasNewline ? 1 : 0)
         if total <= maxChunk {
-            return [content[...]]
+            return [content]
         }
         var pieces: [ArraySlice<UInt8>] = []
-        var start = 0
-        while start < content.count {
-            let end = min(start + maxChunk, content.count)
+        var start = content.startIndex
+        while start < content.endIndex {
+            let end = min(start + maxChunk, content.endIndex)
             pieces.append(content[start..<end])
             start = end
         }
         return pieces
+    }
+
+    /// The first `fgets` piece of a line.
+    static func firstChunk(_ content: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        content.prefix(maxChunk)
     }
 }

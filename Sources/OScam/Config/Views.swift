@@ -112,12 +112,12 @@ extension ConfigDocument {
         var problems: [ConfigProblem] = []
         var seen: Set<String> = []
         var accounts: [Account] = []
-        for record in records() {
+        forEachRecord { record in
             guard let user = record.value("user"), !user.isEmpty, let line = record.headerLine else {
-                continue
+                return
             }
             guard seen.insert(user).inserted else {
-                continue
+                return
             }
             let groups = parseList(record, "group", into: &problems, ListSyntax.groups) ?? []
             let caids = parseList(record, "caid", into: &problems, ListSyntax.caids) ?? []
@@ -142,9 +142,9 @@ extension ConfigDocument {
     public func readers() -> View<[Reader]> {
         var problems: [ConfigProblem] = []
         var readers: [Reader] = []
-        for record in records() {
+        forEachRecord { record in
             guard let rawLabel = record.value("label"), !rawLabel.isEmpty, let line = record.headerLine else {
-                continue
+                return
             }
             let protocolName = LineSyntax.lowercased(Array((record.value("protocol") ?? "").utf8)[...])
             let kind: Reader.DeviceKind =

@@ -1,0 +1,150 @@
+// The benchmark driver behind `make bench` (bench/run). Not shipped.
+//
+//   Bench parse FILE [--repeat N]        parse an oscam.user and build its account view
+//   Bench cycle DIR... [--cycles N]      collect → filter → encode over config dirs, N times
+//
+// Prints one `key=value` line per figure, for bench/run to compare against its peers.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Collectors
+import OScam
+import Pipeline
+import Platform
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+}
+
+/// Peak and current resident set from /proc/self/status, in MB.
+func memory() -> (peak: Double, current: Double) {
+    let text = (try? RealFileSystem().readText("/proc/self/status")) ?? ""
+    func value(_ key: String) -> Double {
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
+            let number = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first
+            return (number.flatMap { Double($0) } ?? 0) / 1024
+        }
+        return 0
+    }
+    return (value("VmHWM:"), value("VmRSS:"))
+}
+
+/// User + system CPU seconds of this process so far.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+}
+
+func option(_ name: String, in arguments: [String], default value: Int) -> Int {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else {
+        return value
+    }
+    return Int(arguments[index + 1]) ?? value
+}
+
+struct NoNetwork: HTTPTransport {
+    func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
+        throw HTTPError(kind: .refused, message: "benchmark: no network")
+    }
+}
+
+func parse(_ arguments: [String]) -> Int32 {
+    guard let path = arguments.first else {
+        return 64
+    }
+    let bytes: [UInt8]
+    do {
+        bytes = try RealFileSystem().readFile(path, limit: 1 << 30)
+    } catch {
+        print("error=\(error)")
+        return 66
+    }
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    var accounts = 0
+    for _ in 0..<option("--repeat", in: arguments, default: 5) {
+        let start = clock.now
+        let document = ConfigDocument(bytes: bytes, file: .user, path: path)
+        accounts = document.accounts().value.count
+        times.append(milliseconds(start.duration(to: clock.now)))
+    }
+    print("accounts=\(accounts)")
+    print("parse_ms_median=\(median(times))")
+    print("peak_rss_mb=\(memory().peak)")
+    return 0
+}
+
+func cycle(_ arguments: [String]) -> Int32 {
+    let dirs = arguments.prefix { !$0.hasPrefix("--") }.map { DiscoveryPath.directory($0) ?? $0 }
+    let cycles = option("--cycles", in: arguments, default: 100)
+    let collectors: [any Collector<CollectContext>] = [
+        InstancesCollector(), AccountsCollector(), ReadersCollector(), WebIfCollector(), RuntimeCollector(),
+    ]
+    let pipeline = CollectionCycle(collectors: collectors, timeout: .seconds(30))
+    let options = DiscoveryOptions(auto: false, systemdDirs: [], versionDirs: [], extraConfigDirs: dirs,
+                                   defaultConfigDirs: [])
+    let clock = ContinuousClock()
+    var wall: [Double] = []
+    var cpu: [Double] = []
+    var bytes = 0
+    var rssAfterFirst = 0.0
+    for index in 0..<cycles {
+        let start = clock.now
+        let cpuStart = cpuSeconds()
+        let discovery = Discovery(options: options).discover()
+        let files = CollectContext.loadFiles(for: discovery)
+        let context = CollectContext(discovery: discovery, files: files, procTable: LinuxProcTable(), procRoot: "/proc",
+                                     http: NoNetwork(), now: 1_795_950_000)
+        let (snapshot, _) = pipeline.run(context: context, instanceIDs: discovery.instances.map(\.id),
+                                         base: Snapshot(seq: Int64(index + 1), collectedAt: 0, agentVersion: "bench"))
+        var secrets: [(rule: String, value: String)] = []
+        var logins: [(rule: String, value: String)] = []
+        for instanceFiles in files.values {
+            for loaded in instanceFiles.values {
+                if case .success(let value) = loaded.result {
+                    for found in value.document.secretValues() {
+                        if found.isLoginName {
+                            logins.append((found.rule, found.value.reveal()))
+                        } else {
+                            secrets.append((found.rule, found.value.reveal()))
+                        }
+                    }
+                }
+            }
+        }
+        let encoder = SnapshotEncoder(filters: [RedactionFilter(secrets: secrets, wholeValueOnly: logins)],
+                                      sha256: { Crypto.sha256Hex($0) })
+        bytes = encoder.encode(snapshot).0.bytes.count
+        wall.append(milliseconds(start.duration(to: clock.now)))
+        cpu.append((cpuSeconds() - cpuStart) * 1000)
+        if index == 0 {
+            rssAfterFirst = memory().current
+        }
+    }
+    print("instances=\(dirs.count)")
+    print("payload_bytes=\(bytes)")
+    print("cycle_wall_ms_first=\(wall.first ?? 0)")
+    print("cycle_wall_ms_median=\(median(wall))")
+    print("cycle_cpu_ms_median=\(median(cpu))")
+    print("rss_mb_after_first=\(rssAfterFirst)")
+    print("rss_mb_after_all=\(memory().current)")
+    print("peak_rss_mb=\(memory().peak)")
+    print("cycles=\(cycles)")
+    return 0
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first {
+case "parse": exit(parse(Array(arguments.dropFirst())))
+case "cycle": exit(cycle(Array(arguments.dropFirst())))
+default:
+    print("usage: Bench parse FILE [--repeat N] | Bench cycle DIR... [--cycles N]")
+    exit(64)
+}
