@@ -13,7 +13,7 @@ public struct AccountsCollector: Collector {
         var contribution = Contribution()
         for instance in context.discovery.instances {
             var report = InstanceReport(id: instance.id)
-            guard let accounts = context.readable(.user, of: instance.id)?.accounts().value else {
+            guard let accounts = context.analysis(.user, of: instance.id)?.accounts else {
                 // Unreadable: the section stays absent (an empty list would claim "no accounts");
                 // the instances collector reports why.
                 continue

@@ -5,15 +5,27 @@ import OScam
 import Pipeline
 import Platform
 
-/// One OScam file as read for this cycle: its parsed document and fingerprint, or why it could
-/// not be read.
+/// A file's parsed document, fingerprint and typed views, computed once per cycle.
+public struct LoadedDocument: Sendable {
+    public let document: ConfigDocument
+    public let fingerprint: FileFingerprint
+    public let analysis: FileAnalysis
+
+    public init(document: ConfigDocument, fingerprint: FileFingerprint) {
+        self.document = document
+        self.fingerprint = fingerprint
+        analysis = document.analyze()
+    }
+}
+
+/// One OScam file as read for this cycle: its parsed document and views, or why it could not
+/// be read.
 public struct LoadedFile: Sendable {
     public let file: OScamFile
     public let path: String
-    public let result: Result<(document: ConfigDocument, fingerprint: FileFingerprint), FileReadError>
+    public let result: Result<LoadedDocument, FileReadError>
 
-    public init(file: OScamFile, path: String,
-                result: Result<(document: ConfigDocument, fingerprint: FileFingerprint), FileReadError>) {
+    public init(file: OScamFile, path: String, result: Result<LoadedDocument, FileReadError>) {
         self.file = file
         self.path = path
         self.result = result
@@ -58,20 +70,25 @@ public struct CollectContext: Sendable {
     /// The parsed document of `file` for an instance, or nil (the loader's error is reported by
     /// the `instances` collector, once).
     public func document(_ file: OScamFile, of instance: String) -> ConfigDocument? {
+        loaded(file, of: instance)?.document
+    }
+
+    /// The loaded document with its views, or nil.
+    public func loaded(_ file: OScamFile, of instance: String) -> LoadedDocument? {
         guard case .success(let loaded)? = files[instance]?[file]?.result else {
             return nil
         }
-        return loaded.document
+        return loaded
     }
 
-    /// The document of `file`, an empty one when the file does not exist (OScam then has no
-    /// accounts or readers), or nil when it exists but could not be read.
-    public func readable(_ file: OScamFile, of instance: String) -> ConfigDocument? {
+    /// The typed views of `file`: empty ones when the file does not exist (OScam then has no
+    /// accounts or readers), nil when it exists but could not be read.
+    public func analysis(_ file: OScamFile, of instance: String) -> FileAnalysis? {
         switch files[instance]?[file]?.result {
         case .success(let loaded)?:
-            return loaded.document
+            return loaded.analysis
         case .failure(let error)? where error.kind == .missing:
-            return ConfigDocument(bytes: [], file: file, path: file.rawValue)
+            return FileAnalysis(accounts: [], readers: [])
         default:
             return nil
         }
@@ -92,8 +109,7 @@ public struct CollectContext: Sendable {
         return result
     }
 
-    static func load(_ path: String, file: OScamFile, maxBytes: Int)
-        -> Result<(document: ConfigDocument, fingerprint: FileFingerprint), FileReadError> {
+    static func load(_ path: String, file: OScamFile, maxBytes: Int) -> Result<LoadedDocument, FileReadError> {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let code = errno
@@ -111,6 +127,7 @@ public struct CollectContext: Sendable {
         }
         let fingerprint = FileFingerprint(sha256: Crypto.sha256Hex(bytes), size: Int64(bytes.count),
                                           mtime: Int64(info.st_mtim.tv_sec))
-        return .success((ConfigDocument(bytes: bytes, file: file, path: path), fingerprint))
+        return .success(LoadedDocument(document: ConfigDocument(bytes: bytes, file: file, path: path),
+                                       fingerprint: fingerprint))
     }
 }

@@ -37,7 +37,7 @@ public struct InstancesCollector: Collector {
                 switch loaded.result {
                 case .success(let value):
                     files[file.rawValue] = value.fingerprint
-                    problems += value.document.allProblems().map {
+                    problems += value.analysis.problems.map {
                         FileProblem(file: file.rawValue, line: $0.line, severity: $0.severity.rawValue, message: $0.message)
                     }
                 case .failure(let error) where error.kind == .missing && file != .conf:
@@ -50,7 +50,7 @@ public struct InstancesCollector: Collector {
             }
             report.files = files
             let conf = context.document(.conf, of: instance.id)
-            let ports = conf?.listeners().value.flatMap { listener in
+            let ports = context.loaded(.conf, of: instance.id)?.analysis.listeners?.flatMap { listener in
                 listener.ports.map { port in
                     PortInfo(section: listener.section, transport: listener.transport.rawValue, port: port.port,
                              caid: port.caid.map { hex4($0) }, providers: port.providers.map { hex6($0) })

@@ -14,7 +14,7 @@ public struct ReadersCollector: Collector {
         var contribution = Contribution()
         for instance in context.discovery.instances {
             var report = InstanceReport(id: instance.id)
-            guard let readers = context.readable(.server, of: instance.id)?.readers().value else {
+            guard let readers = context.analysis(.server, of: instance.id)?.readers else {
                 continue
             }
             report.readers = readers.map { reader in

@@ -35,8 +35,8 @@ public struct WebIfCollector: Collector {
 
     func probe(_ instance: DiscoveredInstance, context: CollectContext, deadline: ContinuousClock.Instant) -> WebIfStatus {
         let settings: WebIfSettings
-        if let conf = context.document(.conf, of: instance.id) {
-            settings = conf.webif().value
+        if let webif = context.loaded(.conf, of: instance.id)?.analysis.webif {
+            settings = webif
         } else if case .failure(let error)? = context.files[instance.id]?[.conf]?.result, error.kind == .missing {
             settings = .defaultsWithoutConf
         } else {

@@ -58,8 +58,9 @@ enum Canary {
         for (file, text) in [(OScamFile.conf, conf), (.user, user), (.server, server)] {
             let bytes = Array(text.utf8)
             let document = ConfigDocument(bytes: bytes, file: file, path: configDir + file.rawValue)
-            files[file] = LoadedFile(file: file, path: configDir + file.rawValue, result: .success(
-                (document, FileFingerprint(sha256: Crypto.sha256Hex(bytes), size: Int64(bytes.count), mtime: 0))))
+            files[file] = LoadedFile(file: file, path: configDir + file.rawValue, result: .success(LoadedDocument(
+                document: document,
+                fingerprint: FileFingerprint(sha256: Crypto.sha256Hex(bytes), size: Int64(bytes.count), mtime: 0))))
         }
         let context = CollectContext(
             discovery: DiscoveryResult(instances: [instance]), files: [instance.id: files],

@@ -80,11 +80,11 @@ enum Inspect {
     }
 
     static func instanceJSON(_ instance: DiscoveredInstance, _ loaded: [OScamFile: LoadedFile]) -> JSONValue {
-        let conf = loaded[.conf].flatMap { try? $0.result.get().document }
-        let user = loaded[.user].flatMap { try? $0.result.get().document }
-        let server = loaded[.server].flatMap { try? $0.result.get().document }
+        let conf = loaded[.conf].flatMap { try? $0.result.get().analysis }
+        let user = loaded[.user].flatMap { try? $0.result.get().analysis }
+        let server = loaded[.server].flatMap { try? $0.result.get().analysis }
         var webif: JSONValue?
-        if let settings = conf?.webif().value {
+        if let settings = conf?.webif {
             webif = .members([
                 ("enabled", .bool(settings.enabled)), ("port", .int(Int64(settings.port))), ("tls", .bool(settings.tls)),
                 ("readonly", .bool(settings.readonly)), ("allows_loopback", .bool(settings.allowsLoopback)),
@@ -104,7 +104,7 @@ enum Inspect {
             ("unit", .string(instance.unit)), ("state", .string(instance.state.rawValue)),
             ("worker_pid", .int(instance.workerPID)), ("watchdog_pid", .int(instance.watchdogPID)),
             ("discovered_by", .array(provenance)), ("files", .object(paths)), ("webif", webif),
-            ("accounts", .int(user?.accounts().value.count)), ("readers", .int(server?.readers().value.count)),
+            ("accounts", .int(user?.accounts?.count)), ("readers", .int(server?.readers?.count)),
             ("problems", .strings(problems(of: loaded))),
         ]
         return .members(members)
@@ -132,7 +132,7 @@ enum Inspect {
             out += "  binary      \(instance.binary ?? "-")\n"
             out += "  unit        \(instance.unit ?? "-")\n"
             out += "  version     \(instance.versionFile?.version ?? "-")\n"
-            if let webif = loaded[.conf].flatMap({ try? $0.result.get().document.webif().value }) {
+            if let webif = loaded[.conf].flatMap({ try? $0.result.get().analysis.webif }) {
                 if webif.enabled {
                     let host = WebIfCollector.connectHost(webif.bindAddress)
                     out += "  webif       \(webif.tls ? "https" : "http")://\(host):\(webif.port)"
@@ -142,8 +142,8 @@ enum Inspect {
                     out += "  webif       disabled\n"
                 }
             }
-            let accounts = loaded[.user].flatMap { try? $0.result.get().document.accounts().value.count }
-            let readers = loaded[.server].flatMap { try? $0.result.get().document.readers().value.count }
+            let accounts = loaded[.user].flatMap { try? $0.result.get().analysis.accounts?.count }
+            let readers = loaded[.server].flatMap { try? $0.result.get().analysis.readers?.count }
             out += "  accounts    \(accounts.map(String.init) ?? "-")\n"
             out += "  readers     \(readers.map(String.init) ?? "-")\n"
             let found = problems(of: loaded)
@@ -166,7 +166,7 @@ enum Inspect {
             }
             switch entry.result {
             case .success(let value):
-                found += value.document.allProblems().map { "\($0.path):\($0.line): \($0.severity.rawValue): \($0.message)" }
+                found += value.analysis.problems.map { "\($0.path):\($0.line): \($0.severity.rawValue): \($0.message)" }
             case .failure(let error) where error.kind == .missing && file != .conf:
                 continue
             case .failure(let error):
@@ -203,7 +203,7 @@ enum CheckConfig {
                     }
                     switch entry.result {
                     case .success(let value):
-                        for problem in value.document.allProblems() {
+                        for problem in value.analysis.problems {
                             output.error("\(problem.path):\(problem.line): \(problem.severity.rawValue): \(problem.message)")
                             failed = failed || problem.severity == .error
                         }

@@ -158,7 +158,7 @@ import TestSupport
 
     static func comments(_ document: ConfigDocument) -> [[UInt8]] {
         // A CRLF file's unterminated last line gets its CR LF when a line is added after it.
-        document.blocks.flatMap { $0.lines.filter { $0.kind == .comment }.map { $0.bytes.last == 13 ? Array($0.bytes.dropLast()) : $0.bytes } }
+        document.blocks.flatMap { $0.lines.filter { $0.kind == .comment }.map { $0.bytes.last == 13 ? Array($0.bytes.dropLast()) : Array($0.bytes) } }
     }
 
     static func isSubsequence(_ small: [[UInt8]], of large: [[UInt8]]) -> Bool {

@@ -19,6 +19,7 @@ extension ConfigDocument {
             var keysInBlock: [String: Int] = [:]
             var firstLine = 0
             var hasIdentity = false
+            var user: String?
             for line in block.lines {
                 lineNumber += 1
                 if firstLine == 0 {
@@ -31,14 +32,18 @@ extension ConfigDocument {
                     add(lineNumber, .error,
                         "line is longer than \(LineSyntax.maxChunk) bytes; OScam splits it and reads the rest as new lines")
                 }
-                if String(validating: line.bytes, as: UTF8.self) == nil {
+                if !line.bytes.allSatisfy({ $0 < 0x80 }) && String(validating: line.bytes, as: UTF8.self) == nil {
                     add(lineNumber, .warning, "line is not valid UTF-8")
                 }
-                for kind in line.kinds {
+                // Only overlong lines need every fgets piece classified; the others are read by
+                // their tag and key alone, without building value strings.
+                let kinds: [LineKind] = line.isOverlong ? line.kinds
+                    : line.tag == .invalid ? [.invalid] : line.tag == .setting ? [.setting(key: line.settingKey ?? "", value: "")] : []
+                for kind in kinds {
                     switch kind {
                     case .invalid:
                         add(lineNumber, .warning, "line is not a comment, a section header or a key = value; OScam ignores it")
-                    case .header where kind != line.kind:
+                    case .header where line.isOverlong && kind != line.kind:
                         add(lineNumber, .error, "a section header hides inside an overlong line")
                     case .setting(let key, _):
                         if block.header == nil && file != .conf {
@@ -63,6 +68,9 @@ extension ConfigDocument {
                         if key == "user" || key == "label" {
                             hasIdentity = true
                         }
+                        if key == "user", case .setting(_, let value) = line.kind {
+                            user = value
+                        }
                     default:
                         break
                     }
@@ -86,20 +94,18 @@ extension ConfigDocument {
                 if !hasIdentity {
                     add(firstLine, .warning, "[\(name)] has no \(file == .user ? "user" : "label"); OScam ignores it")
                 }
+                if file == .user, let user, !user.isEmpty {
+                    if let first = seenUsers[user] {
+                        add(firstLine, .warning,
+                            "account '\(printable(user))' was already defined on line \(first); OScam renames this one")
+                    } else {
+                        seenUsers[user] = firstLine
+                    }
+                }
             }
         }
         if file == .conf {
             found += duplicateConfKeys()
-        }
-        for account in records() where file == .user {
-            guard let user = account.value("user"), let line = account.headerLine else {
-                continue
-            }
-            if let first = seenUsers[user] {
-                add(line, .warning, "account '\(printable(user))' was already defined on line \(first); OScam renames this one")
-            } else {
-                seenUsers[user] = line
-            }
         }
         return found.sorted { ($0.line, $0.message) < ($1.line, $1.message) }
     }

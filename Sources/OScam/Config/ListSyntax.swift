@@ -115,28 +115,28 @@ public enum ListSyntax {
     /// `caid = 0963,098C&FFF0:1830`.
     public static func caids(_ text: String) throws(ListSyntaxError) -> [CAIDEntry] {
         var result: [CAIDEntry] = []
-        for (position, item) in items(text, separator: ",").enumerated() {
+        for (position, item) in byteItems(text, separator: UInt8(ascii: ",")).enumerated() {
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: "caid", position: position + 1, message: message)
             }
-            var rest = Substring(item)
+            var rest = item
             var mapTo: UInt16?
-            if let colon = rest.firstIndex(of: ":") {
-                guard let value = hexValue(rest[rest.index(after: colon)...], maxDigits: 4) else {
+            if let colon = rest.firstIndex(of: UInt8(ascii: ":")) {
+                guard let value = hexBytes(rest[(colon + 1)...], maxDigits: 4) else {
                     throw fail("the value after ':' is not 1 to 4 hex digits")
                 }
                 mapTo = UInt16(value)
                 rest = rest[..<colon]
             }
             var mask: UInt16?
-            if let amp = rest.firstIndex(of: "&") {
-                guard let value = hexValue(rest[rest.index(after: amp)...], maxDigits: 4) else {
+            if let amp = rest.firstIndex(of: UInt8(ascii: "&")) {
+                guard let value = hexBytes(rest[(amp + 1)...], maxDigits: 4) else {
                     throw fail("the mask after '&' is not 1 to 4 hex digits")
                 }
                 mask = UInt16(value)
                 rest = rest[..<amp]
             }
-            guard let caid = hexValue(rest, maxDigits: 4) else {
+            guard let caid = hexBytes(rest, maxDigits: 4) else {
                 throw fail("CAID is not 1 to 4 hex digits")
             }
             result.append(CAIDEntry(caid: UInt16(caid), mask: mask, mapTo: mapTo))
@@ -147,18 +147,18 @@ public enum ListSyntax {
     /// `ident = 0963:000000,000001;098C:000000`.
     public static func idents(_ text: String) throws(ListSyntaxError) -> [IdentEntry] {
         var result: [IdentEntry] = []
-        for (position, group) in items(text, separator: ";").enumerated() {
+        for (position, group) in byteItems(text, separator: UInt8(ascii: ";")).enumerated() {
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: "ident", position: position + 1, message: message)
             }
-            let parts = group.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let caid = hexValue(parts[0], maxDigits: 4) else {
+            let colon = group.firstIndex(of: UInt8(ascii: ":"))
+            guard let caid = hexBytes(group[..<(colon ?? group.endIndex)], maxDigits: 4) else {
                 throw fail("CAID is not 1 to 4 hex digits")
             }
             var providers: [UInt32] = []
-            if parts.count == 2 {
-                for provider in parts[1].split(separator: ",", omittingEmptySubsequences: false) {
-                    guard let value = hexValue(trimmed(provider), maxDigits: 6) else {
+            if let colon {
+                for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    guard let value = hexBytes(provider, maxDigits: 6) else {
                         throw fail("provider is not 1 to 6 hex digits")
                     }
                     providers.append(value)
@@ -172,8 +172,16 @@ public enum ListSyntax {
     /// `group = 1,2,3`: decimals from 1 to 64; OScam drops others with a log line.
     public static func groups(_ text: String) throws(ListSyntaxError) -> [Int] {
         var result: [Int] = []
-        for (position, item) in items(text, separator: ",").enumerated() {
-            guard item.allSatisfy(\.isDecimalDigit), let value = Int(item), (1...64).contains(value) else {
+        for (position, item) in byteItems(text, separator: UInt8(ascii: ",")).enumerated() {
+            var value = 0
+            let digits = item.count <= 2 && !item.isEmpty && item.allSatisfy { byte in
+                guard byte >= 48 && byte <= 57 else {
+                    return false
+                }
+                value = value * 10 + Int(byte - 48)
+                return true
+            }
+            guard digits, (1...64).contains(value) else {
                 throw ListSyntaxError(syntax: "group", position: position + 1, message: "group must be a number from 1 to 64")
             }
             if !result.contains(value) {
@@ -319,6 +327,47 @@ public enum ListSyntax {
             return []
         }
         return whole.split(separator: separator, omittingEmptySubsequences: false).map { String(trimmed($0)) }
+    }
+
+    /// Splits a list on `separator` and trims spaces and TABs around each item, on bytes (these
+    /// lists are parsed for every account, so no Character processing).
+    static func byteItems(_ text: String, separator: UInt8) -> [ArraySlice<UInt8>] {
+        let whole = trimBytes(Array(text.utf8)[...])
+        guard !whole.isEmpty else {
+            return []
+        }
+        return whole.split(separator: separator, omittingEmptySubsequences: false).map(trimBytes)
+    }
+
+    static func trimBytes(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var slice = bytes
+        while let first = slice.first, first == 0x20 || first == 0x09 {
+            slice = slice.dropFirst()
+        }
+        while let last = slice.last, last == 0x20 || last == 0x09 {
+            slice = slice.dropLast()
+        }
+        return slice
+    }
+
+    /// 1 to `maxDigits` hex digits (surrounding spaces allowed) as a number.
+    static func hexBytes(_ bytes: ArraySlice<UInt8>, maxDigits: Int) -> UInt32? {
+        let digits = trimBytes(bytes)
+        guard !digits.isEmpty, digits.count <= maxDigits else {
+            return nil
+        }
+        var value: UInt32 = 0
+        for byte in digits {
+            let nibble: UInt8
+            switch byte {
+            case 48...57: nibble = byte - 48
+            case 65...70: nibble = byte - 55
+            case 97...102: nibble = byte - 87
+            default: return nil
+            }
+            value = value << 4 | UInt32(nibble)
+        }
+        return value
     }
 
     static func trimmed(_ text: Substring) -> Substring {

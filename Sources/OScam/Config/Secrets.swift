@@ -49,8 +49,15 @@ public enum SecretKeys {
     /// Any key that names a key, password or secret is treated as one, in any file, so a key
     /// this list does not know (a fork's, a future build's) is still covered.
     static func looksSecret(_ key: String) -> Bool {
-        ["key", "pwd", "pass", "secret", "token"].contains { key.contains($0) }
+        let bytes = Array(key.utf8)
+        return secretWords.contains { word in
+            bytes.count >= word.count && (0...(bytes.count - word.count)).contains { start in
+                bytes[start..<(start + word.count)].elementsEqual(word)
+            }
+        }
     }
+
+    private static let secretWords: [[UInt8]] = ["key", "pwd", "pass", "secret", "token"].map { Array($0.utf8) }
 }
 
 extension ConfigDocument {
@@ -61,7 +68,9 @@ extension ConfigDocument {
     public func secretValues() -> [FoundSecret] {
         var found: [FoundSecret] = []
         let fileKeys = SecretKeys.byFile[file] ?? []
-        for section in sections() {
+        // Keys repeat in every record: decide once per key.
+        var looksSecret: [String: Bool] = [:]
+        forEachSection { section in
             for setting in section.settings {
                 let value = setting.value
                 guard !value.isEmpty, value != "0", value != "1" else {
@@ -75,7 +84,14 @@ extension ConfigDocument {
                     continue
                 }
                 let secret = file == .conf ? SecretKeys.conf.contains(qualified) : fileKeys.contains(setting.key)
-                if secret || SecretKeys.looksSecret(setting.key) {
+                let named: Bool
+                if let known = looksSecret[setting.key] {
+                    named = known
+                } else {
+                    named = SecretKeys.looksSecret(setting.key)
+                    looksSecret[setting.key] = named
+                }
+                if secret || named {
                     let rule = file == .conf ? "\(file.rawValue):\(qualified)" : "\(file.rawValue):\(setting.key)"
                     found.append(FoundSecret(rule: rule, value: Secret(value),
                                              isLoginName: SecretKeys.loginNames.contains(rule)))

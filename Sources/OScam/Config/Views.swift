@@ -97,6 +97,24 @@ public struct Listener: Sendable, Equatable {
     public let ports: [ListenerPort]
 }
 
+/// Everything the typed views say about one file; which views are set depends on the file.
+public struct FileAnalysis: Sendable {
+    public var problems: [ConfigProblem] = []
+    public var accounts: [Account]?
+    public var readers: [Reader]?
+    public var webif: WebIfSettings?
+    public var listeners: [Listener]?
+
+    public init(problems: [ConfigProblem] = [], accounts: [Account]? = nil, readers: [Reader]? = nil,
+                webif: WebIfSettings? = nil, listeners: [Listener]? = nil) {
+        self.problems = problems
+        self.accounts = accounts
+        self.readers = readers
+        self.webif = webif
+        self.listeners = listeners
+    }
+}
+
 /// A typed reading of one OScam file, with every problem the reading found (the document's own
 /// and those of list values), each naming the file and line.
 public struct View<Value: Sendable>: Sendable {
@@ -234,13 +252,32 @@ extension ConfigDocument {
 
     /// Every problem in the file: the document's own and those of its typed views.
     public func allProblems() -> [ConfigProblem] {
+        analyze().problems
+    }
+
+    /// Every typed view of the file and every problem, each view computed once (a collection
+    /// cycle needs all of them; a 5,000-account file should be walked once, not per question).
+    public func analyze() -> FileAnalysis {
         var found = problems
+        var analysis = FileAnalysis()
         switch file {
-        case .user: found += accounts().problems
-        case .server: found += readers().problems
-        case .conf: found += webif().problems + listeners().problems
+        case .user:
+            let view = accounts()
+            analysis.accounts = view.value
+            found += view.problems
+        case .server:
+            let view = readers()
+            analysis.readers = view.value
+            found += view.problems
+        case .conf:
+            let webif = webif()
+            let listeners = listeners()
+            analysis.webif = webif.value
+            analysis.listeners = listeners.value
+            found += webif.problems + listeners.problems
         }
-        return found.sorted { ($0.line, $0.message) < ($1.line, $1.message) }
+        analysis.problems = found.sorted { ($0.line, $0.message) < ($1.line, $1.message) }
+        return analysis
     }
 
     // MARK: - Helpers
