@@ -109,7 +109,7 @@ func cycle(_ arguments: [String]) -> Int32 {
         for instanceFiles in files.values {
             for loaded in instanceFiles.values {
                 if case .success(let value) = loaded.result {
-                    for found in value.document.secretValues() {
+                    for found in value.analysis.secrets {
                         if found.isLoginName {
                             logins.append((found.rule, found.value.reveal()))
                         } else {

@@ -5,14 +5,16 @@ import OScam
 import Pipeline
 import Platform
 
-/// A file's parsed document, fingerprint and typed views, computed once per cycle.
+/// A file's fingerprint and typed views, computed once per cycle. The lossless document is kept
+/// only for oscam.conf (small, and read for single settings); an oscam.user of thousands of
+/// accounts is dropped once analysed, so a cycle never holds every file's lines at once.
 public struct LoadedDocument: Sendable {
-    public let document: ConfigDocument
+    public let document: ConfigDocument?
     public let fingerprint: FileFingerprint
     public let analysis: FileAnalysis
 
     public init(document: ConfigDocument, fingerprint: FileFingerprint) {
-        self.document = document
+        self.document = document.file == .conf ? document : nil
         self.fingerprint = fingerprint
         analysis = document.analyze()
     }
@@ -72,6 +74,7 @@ public struct CollectContext: Sendable {
     public func document(_ file: OScamFile, of instance: String) -> ConfigDocument? {
         loaded(file, of: instance)?.document
     }
+
 
     /// The loaded document with its views, or nil.
     public func loaded(_ file: OScamFile, of instance: String) -> LoadedDocument? {

@@ -18,7 +18,7 @@ struct SecretInventory {
                 guard case .success(let value) = loaded.result else {
                     continue
                 }
-                for found in value.document.secretValues() {
+                for found in value.analysis.secrets {
                     if found.isLoginName {
                         inventory.wholeValue.append((found.rule, found.value.reveal()))
                     } else {

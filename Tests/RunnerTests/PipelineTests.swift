@@ -132,7 +132,8 @@ struct LeakyCollector: Collector {
     func collect(_ context: CollectContext, deadline: ContinuousClock.Instant) throws(CollectorError) -> Contribution {
         var contribution = Contribution()
         for instance in context.discovery.instances {
-            let password = context.document(.user, of: instance.id)?.records().first?.value("pwd") ?? ""
+            let password = context.analysis(.user, of: instance.id)?.secrets.first { $0.rule == "oscam.user:pwd" }?
+                .value.reveal() ?? ""
             var report = InstanceReport(id: instance.id)
             report.accounts = [AccountInfo(user: password, enabled: true, groups: [], caids: [], idents: [], expdate: nil)]
             contribution.instances[instance.id] = report

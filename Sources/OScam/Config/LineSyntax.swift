@@ -76,7 +76,10 @@ enum LineSyntax {
 
     /// ASCII lower-casing, as C's `tolower` in the C locale does it.
     static func lowercased(_ bytes: ArraySlice<UInt8>) -> String {
-        String(decoding: bytes.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
+        if !bytes.contains(where: { $0 >= 65 && $0 <= 90 }) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return String(decoding: bytes.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     /// A line's kind without its strings, so a parsed file keeps one byte per line for it.

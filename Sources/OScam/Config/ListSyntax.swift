@@ -397,6 +397,16 @@ extension Character {
 }
 
 func hex(_ value: UInt32, width: Int) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    var bytes: [UInt8] = []
+    var rest = value
+    repeat {
+        bytes.append(hexDigits[Int(rest & 0xF)])
+        rest >>= 4
+    } while rest != 0
+    while bytes.count < width {
+        bytes.append(UInt8(ascii: "0"))
+    }
+    return String(decoding: bytes.reversed(), as: UTF8.self)
 }
+
+private let hexDigits = Array("0123456789ABCDEF".utf8)

@@ -66,38 +66,49 @@ extension ConfigDocument {
     ///
     /// Flag-like values (`0`, `1`) and empty values carry nothing to hide and are skipped.
     public func secretValues() -> [FoundSecret] {
-        var found: [FoundSecret] = []
+        var collector = SecretCollector(file: file)
+        forEachSection { collector.add($0) }
+        return collector.found
+    }
+}
+
+/// Finds the secret values of one section at a time.
+struct SecretCollector {
+    let file: OScamFile
+    private(set) var found: [FoundSecret] = []
+    /// Keys repeat in every record: decide once per key.
+    private var looksSecret: [String: Bool] = [:]
+
+    init(file: OScamFile) {
+        self.file = file
+    }
+
+    mutating func add(_ section: ConfigSection) {
         let fileKeys = SecretKeys.byFile[file] ?? []
-        // Keys repeat in every record: decide once per key.
-        var looksSecret: [String: Bool] = [:]
-        forEachSection { section in
-            for setting in section.settings {
-                let value = setting.value
-                guard !value.isEmpty, value != "0", value != "1" else {
-                    continue
+        for setting in section.settings {
+            let value = setting.value
+            guard !value.isEmpty, value != "0", value != "1" else {
+                continue
+            }
+            let qualified = "\(section.name).\(setting.key)"
+            if file == .conf && section.name == "newcamd" && setting.key == "port" {
+                for key in ListSyntax.newcamdPortKeys(value) {
+                    found.append(FoundSecret(rule: "\(file.rawValue):newcamd.port_key", value: Secret(key)))
                 }
-                let qualified = "\(section.name).\(setting.key)"
-                if file == .conf && section.name == "newcamd" && setting.key == "port" {
-                    for key in ListSyntax.newcamdPortKeys(value) {
-                        found.append(FoundSecret(rule: "\(file.rawValue):newcamd.port_key", value: Secret(key)))
-                    }
-                    continue
-                }
-                let secret = file == .conf ? SecretKeys.conf.contains(qualified) : fileKeys.contains(setting.key)
-                let named: Bool
-                if let known = looksSecret[setting.key] {
-                    named = known
-                } else {
-                    named = SecretKeys.looksSecret(setting.key)
-                    looksSecret[setting.key] = named
-                }
-                if secret || named {
-                    let rule = file == .conf ? "\(file.rawValue):\(qualified)" : "\(file.rawValue):\(setting.key)"
-                    found.append(FoundSecret(rule: rule, value: Secret(value),
-                                             isLoginName: SecretKeys.loginNames.contains(rule)))
-                }
+                continue
+            }
+            let secret = file == .conf ? SecretKeys.conf.contains(qualified) : fileKeys.contains(setting.key)
+            let named: Bool
+            if let known = looksSecret[setting.key] {
+                named = known
+            } else {
+                named = SecretKeys.looksSecret(setting.key)
+                looksSecret[setting.key] = named
+            }
+            if secret || named {
+                let rule = file == .conf ? "\(file.rawValue):\(qualified)" : "\(file.rawValue):\(setting.key)"
+                found.append(FoundSecret(rule: rule, value: Secret(value), isLoginName: SecretKeys.loginNames.contains(rule)))
             }
         }
-        return found
     }
 }

@@ -104,6 +104,8 @@ public struct FileAnalysis: Sendable {
     public var readers: [Reader]?
     public var webif: WebIfSettings?
     public var listeners: [Listener]?
+    /// Every secret value in the file, for the redaction filter.
+    public var secrets: [FoundSecret] = []
 
     public init(problems: [ConfigProblem] = [], accounts: [Account]? = nil, readers: [Reader]? = nil,
                 webif: WebIfSettings? = nil, listeners: [Listener]? = nil) {
@@ -127,58 +129,18 @@ extension ConfigDocument {
 
     /// The accounts OScam loads: `[account]` sections with a `user`, the first of duplicate names.
     public func accounts() -> View<[Account]> {
-        var problems: [ConfigProblem] = []
-        var seen: Set<String> = []
-        var accounts: [Account] = []
-        forEachRecord { record in
-            guard let user = record.value("user"), !user.isEmpty, let line = record.headerLine else {
-                return
-            }
-            guard seen.insert(user).inserted else {
-                return
-            }
-            let groups = parseList(record, "group", into: &problems, ListSyntax.groups) ?? []
-            let caids = parseList(record, "caid", into: &problems, ListSyntax.caids) ?? []
-            let idents = parseList(record, "ident", into: &problems, ListSyntax.idents) ?? []
-            var expdate: String?
-            if let raw = record.value("expdate"), !raw.isEmpty {
-                expdate = Self.normalisedDate(raw)
-                if expdate == nil {
-                    problems.append(problem(record.line(of: "expdate") ?? line, "expdate is not YYYY-MM-DD or YYYY/MM/DD"))
-                }
-            }
-            accounts.append(Account(
-                user: user, enabled: !flag(record.value("disabled")), groups: groups, caids: caids,
-                idents: idents, expdate: expdate, line: line))
-        }
-        return View(value: accounts, problems: problems)
+        var builder = RecordBuilder()
+        forEachRecord { builder.addAccount($0, in: self) }
+        return View(value: builder.accounts, problems: builder.problems)
     }
 
     // MARK: - oscam.server
 
     /// The readers OScam loads: `[reader]` sections with a `label`.
     public func readers() -> View<[Reader]> {
-        var problems: [ConfigProblem] = []
-        var readers: [Reader] = []
-        forEachRecord { record in
-            guard let rawLabel = record.value("label"), !rawLabel.isEmpty, let line = record.headerLine else {
-                return
-            }
-            let protocolName = LineSyntax.lowercased(Array((record.value("protocol") ?? "").utf8)[...])
-            let kind: Reader.DeviceKind =
-                Reader.networkProtocols.contains(protocolName) ? .network
-                : Reader.localProtocols.contains(protocolName) ? .local
-                : Reader.emulatorProtocols.contains(protocolName) ? .emulator : .unknown
-            readers.append(Reader(
-                label: String(rawLabel.map { $0 == " " ? "_" : $0 }),
-                protocolName: protocolName,
-                enabled: record.value("enable").map { Int($0) ?? 1 != 0 } ?? true,
-                groups: parseList(record, "group", into: &problems, ListSyntax.groups) ?? [],
-                caids: parseList(record, "caid", into: &problems, ListSyntax.caids) ?? [],
-                idents: parseList(record, "ident", into: &problems, ListSyntax.idents) ?? [],
-                deviceKind: kind, line: line))
-        }
-        return View(value: readers, problems: problems)
+        var builder = RecordBuilder()
+        forEachRecord { builder.addReader($0, in: self) }
+        return View(value: builder.readers, problems: builder.problems)
     }
 
     // MARK: - oscam.conf
@@ -261,19 +223,35 @@ extension ConfigDocument {
         var found = problems
         var analysis = FileAnalysis()
         switch file {
-        case .user:
-            let view = accounts()
-            analysis.accounts = view.value
-            found += view.problems
-        case .server:
-            let view = readers()
-            analysis.readers = view.value
-            found += view.problems
+        case .user, .server:
+            // One walk over the records feeds the typed view and the secret list.
+            var builder = RecordBuilder()
+            var secrets = SecretCollector(file: file)
+            let record = file.recordSection
+            forEachSection { section in
+                secrets.add(section)
+                guard section.name == record else {
+                    return
+                }
+                if file == .user {
+                    builder.addAccount(section, in: self)
+                } else {
+                    builder.addReader(section, in: self)
+                }
+            }
+            if file == .user {
+                analysis.accounts = builder.accounts
+            } else {
+                analysis.readers = builder.readers
+            }
+            analysis.secrets = secrets.found
+            found += builder.problems
         case .conf:
             let webif = webif()
             let listeners = listeners()
             analysis.webif = webif.value
             analysis.listeners = listeners.value
+            analysis.secrets = secretValues()
             found += webif.problems + listeners.problems
         }
         analysis.problems = found.sorted { ($0.line, $0.message) < ($1.line, $1.message) }
@@ -282,7 +260,7 @@ extension ConfigDocument {
 
     // MARK: - Helpers
 
-    private func parseList<T>(
+    func parseList<T>(
         _ section: ConfigSection, _ key: String, into problems: inout [ConfigProblem],
         _ parse: (String) throws(ListSyntaxError) -> T
     ) -> T? {
@@ -297,11 +275,11 @@ extension ConfigDocument {
         }
     }
 
-    private func problem(_ line: Int, _ message: String) -> ConfigProblem {
+    func problem(_ line: Int, _ message: String) -> ConfigProblem {
         ConfigProblem(path: path, line: line, severity: .error, message: message)
     }
 
-    private func flag(_ value: String?) -> Bool {
+    func flag(_ value: String?) -> Bool {
         guard let value, let number = Int(value) else {
             return false
         }
@@ -320,5 +298,54 @@ extension ConfigDocument {
 
     private static func pad2(_ value: Int) -> String {
         value < 10 ? "0\(value)" : "\(value)"
+    }
+}
+
+/// Builds accounts or readers one record at a time.
+struct RecordBuilder {
+    var problems: [ConfigProblem] = []
+    var accounts: [Account] = []
+    var readers: [Reader] = []
+    private var seen: Set<String> = []
+
+    mutating func addAccount(_ record: ConfigSection, in document: ConfigDocument) {
+        guard let user = record.value("user"), !user.isEmpty, let line = record.headerLine else {
+            return
+        }
+        guard seen.insert(user).inserted else {
+            return
+        }
+        let groups = document.parseList(record, "group", into: &problems, ListSyntax.groups) ?? []
+        let caids = document.parseList(record, "caid", into: &problems, ListSyntax.caids) ?? []
+        let idents = document.parseList(record, "ident", into: &problems, ListSyntax.idents) ?? []
+        var expdate: String?
+        if let raw = record.value("expdate"), !raw.isEmpty {
+            expdate = ConfigDocument.normalisedDate(raw)
+            if expdate == nil {
+                problems.append(document.problem(record.line(of: "expdate") ?? line, "expdate is not YYYY-MM-DD or YYYY/MM/DD"))
+            }
+        }
+        accounts.append(Account(
+            user: user, enabled: !document.flag(record.value("disabled")), groups: groups, caids: caids,
+            idents: idents, expdate: expdate, line: line))
+    }
+
+    mutating func addReader(_ record: ConfigSection, in document: ConfigDocument) {
+        guard let rawLabel = record.value("label"), !rawLabel.isEmpty, let line = record.headerLine else {
+            return
+        }
+        let protocolName = LineSyntax.lowercased(Array((record.value("protocol") ?? "").utf8)[...])
+        let kind: Reader.DeviceKind =
+            Reader.networkProtocols.contains(protocolName) ? .network
+            : Reader.localProtocols.contains(protocolName) ? .local
+            : Reader.emulatorProtocols.contains(protocolName) ? .emulator : .unknown
+        readers.append(Reader(
+            label: String(rawLabel.map { $0 == " " ? "_" : $0 }),
+            protocolName: protocolName,
+            enabled: record.value("enable").map { Int($0) ?? 1 != 0 } ?? true,
+            groups: document.parseList(record, "group", into: &problems, ListSyntax.groups) ?? [],
+            caids: document.parseList(record, "caid", into: &problems, ListSyntax.caids) ?? [],
+            idents: document.parseList(record, "ident", into: &problems, ListSyntax.idents) ?? [],
+            deviceKind: kind, line: line))
     }
 }
