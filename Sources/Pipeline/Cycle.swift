@@ -113,6 +113,21 @@ public struct SnapshotEncoder: Sendable {
     /// Applies every filter in order; their counts go into the snapshot's `redaction` member,
     /// which is set after filtering (it holds only rule names and numbers).
     public func encode(_ snapshot: Snapshot) -> (EncodedSnapshot, counts: [String: Int]) {
+        let stringFilters = filters.compactMap { $0 as? any StringFilter }
+        if stringFilters.count == filters.count {
+            // The fast path: the same bytes, written straight from the model.
+            var writer = JSONWriter(scrub: stringFilters.isEmpty ? nil : { text, key, counts in
+                stringFilters.reduce(text) { $1.scrub($0, key: key, counts: &counts) }
+            })
+            snapshot.write(to: &writer)
+            return (EncodedSnapshot(seq: snapshot.seq, bytes: writer.bytes, sha256: sha256(writer.bytes)), writer.counts)
+        }
+        return encodeThroughTree(snapshot)
+    }
+
+    /// The general path, for filters that change more than strings: build the JSON tree, filter,
+    /// encode.
+    public func encodeThroughTree(_ snapshot: Snapshot) -> (EncodedSnapshot, counts: [String: Int]) {
         var counts: [String: Int] = [:]
         var value = snapshot.json
         for filter in filters {

@@ -6,7 +6,7 @@
 /// reports) and scrubs the values wherever they appear. Secrets of 4 bytes or more are found
 /// anywhere inside a string; shorter ones only as a whole string, since a 2-byte password found
 /// "inside" every word would wreck the payload without protecting anything.
-public struct RedactionFilter: Filter {
+public struct RedactionFilter: StringFilter {
     public static let replacement = "<redacted>"
     public static let minimumSubstringLength = 4
     /// Fields that hold a hash of a file, which is hex by design and not card data.
@@ -17,6 +17,9 @@ public struct RedactionFilter: Filter {
     /// Secret length → rolling hash → candidate secrets of that length.
     private let byLength: [Int: [UInt64: [(bytes: [UInt8], rule: String)]]]
     private let lengths: [Int]
+    /// Strings shorter than this and not a whole-value secret cannot hold a secret; card
+    /// patterns need at least 16 bytes. Most strings of a payload are that short.
+    private let shortest: Int
 
     /// `secrets` are `(rule, value)` pairs, e.g. `("oscam.user:pwd", "hunter22")`;
     /// `wholeValueOnly` are scrubbed only where a string is exactly them (login names, which
@@ -38,6 +41,7 @@ public struct RedactionFilter: Filter {
         self.exact = exact
         self.byLength = byLength
         lengths = byLength.keys.sorted(by: >)
+        shortest = min(lengths.last ?? Int.max, CardPatterns.minimumHexRun)
     }
 
     public var secretCount: Int {
@@ -66,10 +70,13 @@ public struct RedactionFilter: Filter {
     }
 
     /// One string: exact short secrets, then every known secret inside it, then card patterns.
-    func scrub(_ text: String, key: String?, counts: inout [String: Int]) -> String {
-        if let rule = exact[text] {
+    public func scrub(_ text: String, key: String?, counts: inout [String: Int]) -> String {
+        if !exact.isEmpty, let rule = exact[text] {
             counts[rule, default: 0] += 1
             return Self.replacement
+        }
+        if text.utf8.count < shortest {
+            return text
         }
         var bytes = Array(text.utf8)
         var changed = false
