@@ -1,2 +1,0 @@
-import Testing
-@Test func placeholderSinksTests() { #expect(Bool(true)) }
