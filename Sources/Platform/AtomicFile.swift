@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a file so that a crash or `kill -9` at any instant leaves either the old content or
+/// the new, never a mix: a temporary file in the same directory, written and fsynced, renamed
+/// over the target, then the directory fsynced so the rename itself survives a power cut.
+public enum AtomicFile {
+    public struct Error: Swift.Error, Sendable, Equatable, CustomStringConvertible {
+        public let path: String
+        public let operation: String
+        public let errno: Int32
+
+        public var description: String {
+            "\(path): \(operation) failed: \(String(cString: strerror(errno)))"
+        }
+
+        /// The disk is full (or the quota used up): worth telling apart in logs.
+        public var isNoSpace: Bool {
+            errno == ENOSPC || errno == EDQUOT
+        }
+    }
+
+    /// Replaces `path` with `bytes`, created with `mode` (the umask does not apply).
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(Error) {
+        let directory = parent(of: path)
+        let temporary = directory + "/." + basename(of: path) + ".tmp-" + String(getpid())
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else {
+            throw Error(path: temporary, operation: "create", errno: errno)
+        }
+        var failure: Error?
+        if fchmod(fd, mode) != 0 {
+            failure = Error(path: temporary, operation: "chmod", errno: errno)
+        }
+        if failure == nil {
+            failure = writeAll(fd, bytes, path: temporary)
+        }
+        if failure == nil, fsync(fd) != 0 {
+            failure = Error(path: temporary, operation: "fsync", errno: errno)
+        }
+        close(fd)
+        if failure == nil, rename(temporary, path) != 0 {
+            failure = Error(path: path, operation: "rename", errno: errno)
+        }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            fsync(dirfd)
+            close(dirfd)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) -> Error? {
+        bytes.withUnsafeBufferPointer { buffer -> Error? in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(fd, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR {
+                        continue
+                    }
+                    return Error(path: path, operation: "write", errno: errno)
+                }
+                offset += written
+            }
+            return nil
+        }
+    }
+
+    static func parent(of path: String) -> String {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count > 1 else {
+            return path.hasPrefix("/") ? "/" : "."
+        }
+        parts.removeLast()
+        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+    }
+
+    static func basename(of path: String) -> String {
+        path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? path
+    }
+}
