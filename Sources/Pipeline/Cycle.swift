@@ -70,10 +70,11 @@ public final class CollectionCycle<Context: Sendable>: Sendable {
                 continue
             }
             guard let (result, milliseconds) = finished[name] else {
+                let limit = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+                let shown = limit % 1000 == 0 ? "\(limit / 1000) s" : "\(limit) ms"
                 snapshot.collectorErrors.append(CollectorFailure(
-                    collector: name, instance: nil, error: "timed out after \(timeout.components.seconds) s"))
-                timings.append(CollectorTiming(name: name, milliseconds: Int(timeout.components.seconds) * 1000,
-                                               outcome: "timeout"))
+                    collector: name, instance: nil, error: "timed out after \(shown)"))
+                timings.append(CollectorTiming(name: name, milliseconds: limit, outcome: "timeout"))
                 continue
             }
             switch result {

@@ -109,7 +109,17 @@ public struct Fixed: Sendable, Equatable, CustomStringConvertible {
     public let hundredths: Int64
 
     public init(_ value: Double) {
-        hundredths = value.isFinite ? Int64((value * 100).rounded()) : 0
+        let scaled = (value * 100).rounded()
+        // Clamped, not trapped: one absurd measurement must not take the agent down.
+        if !scaled.isFinite {
+            hundredths = 0
+        } else if scaled >= 9.2e18 {
+            hundredths = Int64.max
+        } else if scaled <= -9.2e18 {
+            hundredths = -Int64.max
+        } else {
+            hundredths = Int64(scaled)
+        }
     }
 
     public init(hundredths: Int64) {

@@ -78,23 +78,25 @@ public struct RedactionFilter: StringFilter {
         if text.utf8.count < shortest {
             return text
         }
-        var bytes = Array(text.utf8)
-        var changed = false
+        let bytes = Array(text.utf8)
+        // Every match is found on the original bytes first, then overlapping matches are merged
+        // and each merged range replaced once: no secret keeps a part outside an overlap, and
+        // the replacement text itself is never searched.
+        var matches: [(start: Int, end: Int, rule: String)] = []
         for length in lengths where length <= bytes.count {
             guard let table = byLength[length] else {
                 continue
             }
-            var start = 0
-            var matches: [(Int, String)] = []
             var power: UInt64 = 1
             for _ in 1..<length {
                 power = power &* Self.base
             }
+            var start = 0
             var rolling = Self.hash(bytes[0..<length])
             while true {
                 if let candidates = table[rolling],
                    let hit = candidates.first(where: { $0.bytes.elementsEqual(bytes[start..<(start + length)]) }) {
-                    matches.append((start, hit.rule))
+                    matches.append((start, start + length, hit.rule))
                 }
                 let next = start + length
                 guard next < bytes.count else {
@@ -103,19 +105,36 @@ public struct RedactionFilter: StringFilter {
                 rolling = (rolling &- UInt64(bytes[start]) &* power) &* Self.base &+ UInt64(bytes[next])
                 start += 1
             }
-            guard !matches.isEmpty else {
-                continue
-            }
-            // Replace from the right so earlier offsets stay valid; skip overlapping hits.
-            var lastStart = Int.max
-            for (offset, rule) in matches.reversed() where offset + length <= lastStart {
-                bytes.replaceSubrange(offset..<(offset + length), with: Array(Self.replacement.utf8))
-                counts[rule, default: 0] += 1
-                lastStart = offset
-                changed = true
-            }
         }
-        var result = changed ? String(decoding: bytes, as: UTF8.self) : text
+        var changed = false
+        var output = bytes
+        if !matches.isEmpty {
+            changed = true
+            matches.sort { ($0.start, -$0.end) < ($1.start, -$1.end) }
+            output = []
+            output.reserveCapacity(bytes.count)
+            var copied = 0
+            var index = 0
+            while index < matches.count {
+                var end = matches[index].end
+                let start = matches[index].start
+                counts[matches[index].rule, default: 0] += 1
+                index += 1
+                while index < matches.count, matches[index].start < end {
+                    // A match inside a longer one is part of that secret, not one of its own.
+                    if matches[index].end > end {
+                        counts[matches[index].rule, default: 0] += 1
+                        end = matches[index].end
+                    }
+                    index += 1
+                }
+                output += bytes[copied..<start]
+                output += Array(Self.replacement.utf8)
+                copied = end
+            }
+            output += bytes[copied...]
+        }
+        var result = changed ? String(decoding: output, as: UTF8.self) : text
         if !(key.map(Self.hexExemptKeys.contains) ?? false) {
             result = CardPatterns.scrub(result, counts: &counts)
         }
@@ -157,7 +176,7 @@ enum CardPatterns {
             while end < bytes.count, isHex(bytes[end]) {
                 end += 1
             }
-            if end - index >= minimumHexRun, index == 0 || !isWordByte(bytes[index - 1]),
+            if end - index >= minimumHexRun, index == 0 || !isWordByte(bytes[index - 1]) || isHexPrefix(bytes, index),
                end == bytes.count || !isWordByte(bytes[end]) {
                 output += Array(RedactionFilter.replacement.utf8)
                 counts[hexRule, default: 0] += 1
@@ -192,6 +211,12 @@ enum CardPatterns {
             index = end + 1
         }
         return pairs >= 8 ? end : nil
+    }
+
+    /// `0x` right before `index`, itself at a word start: `0x0123…` is hex, not a word.
+    private static func isHexPrefix(_ bytes: [UInt8], _ index: Int) -> Bool {
+        index >= 2 && (bytes[index - 1] == UInt8(ascii: "x") || bytes[index - 1] == UInt8(ascii: "X"))
+            && bytes[index - 2] == UInt8(ascii: "0") && (index == 2 || !isWordByte(bytes[index - 3]))
     }
 
     private static func isHex(_ byte: UInt8) -> Bool {

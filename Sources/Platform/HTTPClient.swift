@@ -120,7 +120,8 @@ public struct CurlTransport: HTTPTransport {
             guard setup == CURLE_OK else {
                 return setup
             }
-            if let body = request.body {
+            // A POST without a body still says `Content-Length: 0` (RFC 9110 §8.6).
+            if let body = request.body ?? (request.method == "GET" ? nil : []) {
                 return body.withUnsafeBufferPointer { buffer in
                     _ = myo_setopt_ptr(handle, CURLOPT_POSTFIELDS, buffer.baseAddress)
                     _ = myo_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(buffer.count))
@@ -131,7 +132,7 @@ public struct CurlTransport: HTTPTransport {
         }
         let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard code == CURLE_OK else {
-            throw classify(code, detail: detail, box: box)
+            throw classify(code, detail: detail, box: box, request: request)
         }
         var status = 0
         _ = myo_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -203,9 +204,15 @@ public struct CurlTransport: HTTPTransport {
         return result
     }
 
-    private func classify(_ code: CURLcode, detail: String, box: TransferBox) -> HTTPError {
+    private func classify(_ code: CURLcode, detail: String, box: TransferBox, request: HTTPRequest) -> HTTPError {
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-        let proxy = ProxyEnvironment.current()
+        // Only a request that could have gone through the proxy may blame it.
+        let proxy: String?
+        if case .verify = request.tls {
+            proxy = ProxyEnvironment.proxy(for: request.url)
+        } else {
+            proxy = nil
+        }
         switch code {
         case CURLE_WRITE_ERROR where box.overflowed:
             return HTTPError(kind: .tooLarge, message: "response larger than \(box.limit) bytes refused")
@@ -232,16 +239,67 @@ public struct CurlTransport: HTTPTransport {
 /// The proxy libcurl will use, as the operator set it, for error messages: a dead proxy
 /// otherwise looks like a dead panel. Credentials in the proxy URL are cut out.
 public enum ProxyEnvironment {
+    /// The https proxy from the environment, whatever the URL.
     public static func current() -> String? {
-        for name in ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
-            if let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty {
-                if let at = value.lastIndex(of: "@"), let scheme = value.firstRange(of: "://") {
-                    return String(value[..<scheme.upperBound]) + String(value[value.index(after: at)...])
-                }
-                return value
+        proxySetting(names: ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]).map(withoutCredentials)
+    }
+
+    /// The proxy libcurl uses for `url`: by scheme (`https_proxy` or `http_proxy`, then
+    /// `all_proxy`), none when the host matches `no_proxy`.
+    public static func proxy(for url: String) -> String? {
+        let https = url.hasPrefix("https://")
+        let names = (https ? ["https_proxy", "HTTPS_PROXY"] : ["http_proxy"]) + ["all_proxy", "ALL_PROXY"]
+        guard let proxy = proxySetting(names: names) else {
+            return nil
+        }
+        let host = hostOf(url)
+        let exceptions = (variable("no_proxy") ?? variable("NO_PROXY") ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: " ").lowercased()
+        }
+        for entry in exceptions where !entry.isEmpty {
+            if entry == "*" {
+                return nil
+            }
+            let suffix = entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
+            if host == suffix || host.hasSuffix("." + suffix) {
+                return nil
             }
         }
-        return nil
+        return withoutCredentials(proxy)
+    }
+
+    static func proxySetting(names: [String]) -> String? {
+        names.lazy.compactMap(variable).first { !$0.isEmpty }
+    }
+
+    static func variable(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// `http://user:pw@host:port` → `http://host:port`; also without a scheme.
+    static func withoutCredentials(_ value: String) -> String {
+        guard let at = value.lastIndex(of: "@") else {
+            return value
+        }
+        if let scheme = value.firstRange(of: "://"), scheme.upperBound <= at {
+            return String(value[..<scheme.upperBound]) + String(value[value.index(after: at)...])
+        }
+        return String(value[value.index(after: at)...])
+    }
+
+    static func hostOf(_ url: String) -> String {
+        var rest = Substring(url)
+        if let scheme = rest.firstRange(of: "://") {
+            rest = rest[scheme.upperBound...]
+        }
+        rest = rest.prefix { $0 != "/" && $0 != "?" }
+        if let at = rest.lastIndex(of: "@") {
+            rest = rest[rest.index(after: at)...]
+        }
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            return String(rest[rest.index(after: rest.startIndex)..<close]).lowercased()
+        }
+        return String(rest.prefix { $0 != ":" }).lowercased()
     }
 }
 

@@ -120,7 +120,7 @@ func expectFailure(_ transport: CurlTransport, _ request: HTTPRequest,
         #expect(echo.body_hex.isEmpty)
     }
 
-    @Test(.disabled("bug: POST with body nil sends no Content-Length (RFC 9110 §8.6 wants Content-Length: 0)"))
+    @Test
     func postWithoutABodySendsContentLengthZero() throws {
         let server = try LoopbackServer()
         defer { server.stop() }
@@ -260,7 +260,7 @@ func expectFailure(_ transport: CurlTransport, _ request: HTTPRequest,
         return try body()
     }
 
-    @Test(.disabled("bug: with https_proxy set, a refused request that did not use the proxy is classified .proxy"))
+    @Test
     func refusedLoopbackIsNotBlamedOnAnUnusedProxy() throws {
         let closed = try ClosedPort()
         defer { closed.close() }
@@ -273,7 +273,7 @@ func expectFailure(_ transport: CurlTransport, _ request: HTTPRequest,
         #expect(error?.message.contains("proxy") == false)
     }
 
-    @Test(.disabled("bug: ProxyEnvironment.current() returns a scheme-less proxy URL with its credentials"))
+    @Test
     func proxyCredentialsAreCutWithoutAScheme() {
         withEnvironment("https_proxy", "user:s3cret@proxy.example:3128") {
             #expect(ProxyEnvironment.current() == "proxy.example:3128")
