@@ -25,7 +25,7 @@ public struct HostCollector: Collector {
         return Contribution(host: host)
     }
 
-    static func field<T>(_ value: inout T) -> String {
+    public static func field<T>(_ value: inout T) -> String {
         withUnsafeBytes(of: &value) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }

@@ -22,11 +22,13 @@ enum Agent {
         usage: myosicam-agent --dry-run [--config FILE] [--pretty]
                myosicam-agent inspect [--config FILE] [--json]
                myosicam-agent check-config [--config FILE] [--agent-only]
+               myosicam-agent register [--config FILE]
                myosicam-agent version
 
           --dry-run       collect once and print the exact snapshot bytes that would be sent
           inspect         show what the agent sees: instances, how they were found, problems
           check-config    validate agent.conf, collectors.conf and every OScam file found
+          register        register with the panel once, using the install token (for the installer)
         """
 
     struct Options {
@@ -43,7 +45,7 @@ enum Agent {
         while index < arguments.count {
             let argument = arguments[index]
             switch argument {
-            case "--dry-run", "inspect", "check-config", "version", "--version", "help", "--help", "-h":
+            case "--dry-run", "inspect", "check-config", "register", "version", "--version", "help", "--help", "-h":
                 guard options.command.isEmpty else {
                     output.error("myosicam-agent: more than one command given\n\(usage)")
                     return Exit.usage
@@ -79,6 +81,8 @@ enum Agent {
             return Inspect.run(options, output: output)
         case "check-config":
             return CheckConfig.run(options, output: output)
+        case "register":
+            return Register.run(options, output: output)
         case "version", "--version":
             output.out("myosicam-agent \(AgentVersion.current)\n")
             return Exit.ok

@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import OScam
+import Pipeline
+import Platform
+import Sinks
+
+/// The daemon's state in `state_dir` (mode 0700): `state.json` (mode 0600), written by temp file
+/// + fsync + rename. It holds the HMAC secret, so it is never logged and never sent.
+struct AgentState: Sendable, Equatable {
+    enum Status: String, Sendable {
+        /// A secret exists and registration was started but not confirmed.
+        case pending
+        case registered
+        /// Ten unsigned rejections over ten minutes (PANEL-API "Revocation").
+        case revoked
+    }
+
+    static let fileName = "state.json"
+    static let formatVersion = 1
+
+    var status: Status
+    var secret: [UInt8]
+    var serverID: String?
+    var clockOffset: Int64 = 0
+    var heartbeatSeq: Int64 = 0
+    var snapshotSeq: Int64 = 0
+    var registeredAt: Int64?
+    /// The install token was used but could not be deleted: never read it again.
+    var tokenConsumed = false
+
+    var json: JSONValue {
+        .members([
+            ("version", .int(Int64(Self.formatVersion))), ("status", .string(status.rawValue)),
+            ("secret", .string(Data(secret).base64EncodedString())), ("server_id", .string(serverID)),
+            ("clock_offset_s", .int(clockOffset)), ("heartbeat_seq", .int(heartbeatSeq)),
+            ("snapshot_seq", .int(snapshotSeq)), ("registered_at", .int(registeredAt)),
+            ("token_consumed", .bool(tokenConsumed)),
+        ])
+    }
+}
+
+/// Reading and writing the state file. A state file that exists but cannot be read or makes no
+/// sense is an error that names it: it is never silently replaced, since a new registration
+/// would orphan the server the panel knows.
+struct StateStore: Sendable {
+    struct Failure: Error, Sendable, CustomStringConvertible {
+        let description: String
+    }
+
+    let directory: String
+
+    var path: String {
+        directory + "/" + AgentState.fileName
+    }
+
+    /// nil when there is no state yet.
+    func load() throws(Failure) -> AgentState? {
+        let bytes: [UInt8]
+        do {
+            bytes = try RealFileSystem().readFile(path, limit: 1 << 20)
+        } catch {
+            if error.code == .notFound {
+                return nil
+            }
+            throw Failure(description: "\(path): cannot read the agent state: \(error.reason)")
+        }
+        func corrupt(_ why: String) -> Failure {
+            Failure(description: "\(path): the agent state is damaged (\(why)); it was left as it is. Restore it from "
+                + "a backup, or remove it and register again with a new install token")
+        }
+        let value: JSONValue
+        do {
+            value = try StrictJSON.parse(bytes)
+        } catch {
+            throw corrupt(error.description)
+        }
+        guard case .object(let members) = value else {
+            throw corrupt("not a JSON object")
+        }
+        guard case .int(let version)? = members["version"], version == Int64(AgentState.formatVersion) else {
+            throw corrupt("unknown format version")
+        }
+        guard case .string(let statusText)? = members["status"], let status = AgentState.Status(rawValue: statusText) else {
+            throw corrupt("no valid status")
+        }
+        guard case .string(let secretText)? = members["secret"], let secret = Data(base64Encoded: secretText),
+              secret.count == 32 else {
+            throw corrupt("no valid secret")
+        }
+        var state = AgentState(status: status, secret: Array(secret))
+        if case .string(let id)? = members["server_id"] {
+            guard Self.isValidID(id) else {
+                throw corrupt("invalid server id")
+            }
+            state.serverID = id
+        }
+        if status != .pending && state.serverID == nil {
+            throw corrupt("registered without a server id")
+        }
+        func integer(_ key: String) throws(Failure) -> Int64? {
+            switch members[key] {
+            case .int(let number)?: return number
+            case nil, .null?: return nil
+            default: throw corrupt("\(key) is not an integer")
+            }
+        }
+        state.clockOffset = try integer("clock_offset_s") ?? 0
+        state.heartbeatSeq = try integer("heartbeat_seq") ?? 0
+        state.snapshotSeq = try integer("snapshot_seq") ?? 0
+        state.registeredAt = try integer("registered_at")
+        if case .bool(let consumed)? = members["token_consumed"] {
+            state.tokenConsumed = consumed
+        }
+        return state
+    }
+
+    /// Creates the directory (0700) if needed and replaces the state file atomically (0600).
+    func save(_ state: AgentState) throws(Failure) {
+        var info = stat()
+        if stat(directory, &info) != 0 {
+            guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+                throw Failure(description: "\(directory): cannot create the state directory: \(String(cString: strerror(errno)))")
+            }
+        }
+        do {
+            try AtomicFile.write(state.json.encoded(), to: path, mode: 0o600)
+        } catch {
+            throw Failure(description: error.isNoSpace
+                ? "\(path): the disk is full; the agent state was not saved (the previous one is intact)"
+                : error.description)
+        }
+    }
+
+    /// `[A-Za-z0-9_-]{1,64}` (PANEL-API "Formats").
+    static func isValidID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        return (1...64).contains(bytes.count) && bytes.allSatisfy {
+            ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45
+        }
+    }
+}

@@ -1,0 +1,179 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Pipeline
+import Platform
+import Testing
+import TestSupport
+@testable import Runner
+
+/// The development panel (tools/devpanel) on loopback over real HTTPS, for end-to-end tests.
+final class DevPanelProcess: @unchecked Sendable {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    let data: String
+    let port: Int
+    private let process: Process
+
+    init() throws {
+        data = try makeTempDirectory()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.repoRoot + "/tools/devpanel/devpanel", "serve", "--data", data, "--port", "0",
+                             "--port-file", data + "/port"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        var found: Int?
+        for _ in 0..<200 where found == nil {
+            if let text = readBytes(data + "/port").map({ String(decoding: $0, as: UTF8.self) }),
+               let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                found = value
+            } else {
+                usleep(50_000)
+            }
+        }
+        guard let found else {
+            process.terminate()
+            throw TempError()
+        }
+        port = found
+    }
+
+    deinit {
+        stop()
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var url: String {
+        "https://127.0.0.1:\(port)"
+    }
+
+    /// Runs an admin subcommand and returns its stdout.
+    @discardableResult
+    func admin(_ arguments: [String]) throws -> String {
+        let admin = Process()
+        admin.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        admin.arguments = ["python3", Self.repoRoot + "/tools/devpanel/devpanel"] + [arguments[0], "--data", data]
+            + arguments.dropFirst()
+        let pipe = Pipe()
+        admin.standardOutput = pipe
+        admin.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try admin.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        admin.waitUntilExit()
+        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// An agent config for this panel in a fresh directory, with a fresh install token.
+    func agentConfig(token: String? = nil) throws -> (config: AgentConfig, dir: String, token: String) {
+        let dir = try makeTempDirectory()
+        let token = try token ?? admin(["token"])
+        try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/install-token"))
+        var config = AgentConfig()
+        config.panelURL = url
+        config.caFile = data + "/ca.pem"
+        config.stateDir = dir + "/state"
+        config.installTokenFile = dir + "/install-token"
+        return (config, dir, token)
+    }
+}
+
+@Suite(.serialized) struct RegisterTests {
+    static let logger = Logger(level: .debug, output: MemoryLogOutput())
+
+    @Test func registersOnceThenSaysSo() throws {
+        let panel = try DevPanelProcess()
+        let (config, dir, token) = try panel.agentConfig()
+        let log = MemoryLogOutput()
+        let outcome = Register.register(config: config, transport: CurlTransport(), logger: Logger(output: log))
+        guard case .registered(let serverID, false) = outcome else {
+            Issue.record("expected a new registration, got \(outcome)")
+            return
+        }
+        #expect(serverID.hasPrefix("srv_"))
+        #expect(readBytes(dir + "/install-token") == nil, "the token file is removed after success")
+        var info = stat()
+        #expect(stat(config.stateDir, &info) == 0 && info.st_mode & 0o777 == 0o700)
+        #expect(stat(config.stateDir + "/state.json", &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let state = try #require(try StateStore(directory: config.stateDir).load())
+        #expect(state.status == .registered && state.serverID == serverID && abs(state.clockOffset) <= 2)
+        #expect(try panel.admin(["servers"]).contains(serverID))
+        #expect(Register.register(config: config, transport: CurlTransport(), logger: Self.logger)
+            == .registered(serverID: serverID, already: true))
+        // Neither the token nor the secret reached a log line.
+        let secret = Data(state.secret).base64EncodedString()
+        #expect(!log.lines.joined().contains(token) && !log.lines.joined().contains(secret))
+    }
+
+    @Test func aCrashAfterThePanelAcceptedIsRepairedByRetrying() throws {
+        let panel = try DevPanelProcess()
+        let (config, _, token) = try panel.agentConfig()
+        guard case .registered(let first, _) = Register.register(config: config, transport: CurlTransport(),
+                                                                 logger: Self.logger) else {
+            Issue.record("first registration failed")
+            return
+        }
+        // The agent died after the panel accepted and before it recorded success: the state is
+        // still pending with the same secret, and the token file is still there.
+        let store = StateStore(directory: config.stateDir)
+        var state = try #require(try store.load())
+        state.status = .pending
+        state.serverID = nil
+        try store.save(state)
+        try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: config.installTokenFile))
+        #expect(Register.register(config: config, transport: CurlTransport(), logger: Self.logger)
+            == .registered(serverID: first, already: false))
+        // Another secret with the same token is refused.
+        let (other, _, _) = try panel.agentConfig(token: token)
+        guard case .rejected(let message) = Register.register(config: other, transport: CurlTransport(),
+                                                              logger: Self.logger) else {
+            Issue.record("a used token must be refused for another secret")
+            return
+        }
+        #expect(message.contains("already used"))
+    }
+
+    @Test func anUnknownTokenIsRefusedWithTheRemedy() throws {
+        let panel = try DevPanelProcess()
+        let (config, _, _) = try panel.agentConfig(token: "mit_" + String(repeating: "A", count: 43))
+        guard case .rejected(let message) = Register.register(config: config, transport: CurlTransport(), logger: Self.logger) else {
+            Issue.record("expected a rejection")
+            return
+        }
+        #expect(message.contains("get a new install token"))
+        #expect(!message.contains("AAAAAAAA"))
+    }
+
+    @Test func aWrongCAIsRefused() throws {
+        let panel = try DevPanelProcess()
+        var (config, _, _) = try panel.agentConfig()
+        let other = try DevPanelProcess()
+        config.caFile = other.data + "/ca.pem"
+        guard case .unavailable = Register.register(config: config, transport: CurlTransport(), logger: Self.logger) else {
+            Issue.record("a panel certificate from another CA must be refused")
+            return
+        }
+    }
+
+    @Test func aCorruptStateIsReportedNotReplaced() throws {
+        let panel = try DevPanelProcess()
+        let (config, _, _) = try panel.agentConfig()
+        #expect(mkdir(config.stateDir, 0o700) == 0)
+        try Data("{\"version\":1,\"status\":\"registered\"".utf8).write(to: URL(fileURLWithPath: config.stateDir + "/state.json"))
+        guard case .failed(let message) = Register.register(config: config, transport: CurlTransport(), logger: Self.logger) else {
+            Issue.record("a damaged state must stop registration")
+            return
+        }
+        #expect(message.contains("state.json") && message.contains("damaged"))
+        #expect(readBytes(config.stateDir + "/state.json") == Array("{\"version\":1,\"status\":\"registered\"".utf8))
+    }
+}
+
