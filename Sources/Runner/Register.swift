@@ -109,7 +109,7 @@ enum Register {
         let verified = signer.verifyResponse(
             status: response.status, requestNonce: nonce, timestampHeader: response.header("x-myosicam-timestamp"),
             signatureHeader: response.header("x-myosicam-signature"), body: response.body)
-        let errorName = errorName(response.body)
+        let errorName = PanelClient.errorName(response.body)
         switch response.status {
         case 200, 201:
             guard verified != nil else {
@@ -156,15 +156,6 @@ enum Register {
             return .unavailable("registration failed: the panel answered HTTP \(response.status)"
                 + (errorName.map { " (\($0))" } ?? "") + "; try again later")
         }
-    }
-
-    /// `{"error": "<name>"}` when the body is that, with a name of letters and `_` only.
-    static func errorName(_ body: [UInt8]) -> String? {
-        guard case .object(let members)? = try? StrictJSON.parse(body), case .string(let name)? = members["error"],
-              !name.isEmpty, name.utf8.count <= 64, name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || $0 == 95 }) else {
-            return nil
-        }
-        return name
     }
 
     /// The registration's `host` object: all strings, `machine_id` possibly empty.
