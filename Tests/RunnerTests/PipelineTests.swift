@@ -14,8 +14,7 @@ import TestSupport
 /// The whole pipeline in-process over every fixture tree: nothing secret in the payload or the
 /// logs, the canary, and the conformance of every registered collector on hostile trees.
 @Suite struct WholePipelineTests {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repoRoot = TestEnvironment.packageRoot
 
     /// Every OScam config dir the repository holds, each with at least one secret.
     static let trees: [String] = {
@@ -169,11 +168,7 @@ func jsonEscaped(_ text: String) -> String {
 }
 
 func makeTempDirectory() throws -> String {
-    var template = Array("/tmp/myosicam-test-XXXXXX".utf8CString)
-    guard let pointer = mkdtemp(&template) else {
-        throw TempError()
-    }
-    return String(cString: pointer)
+    try TestEnvironment.makeTempDir()
 }
 
 struct TempError: Error {}

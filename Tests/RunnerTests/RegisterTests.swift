@@ -10,8 +10,7 @@ import TestSupport
 
 /// The development panel (tools/devpanel) on loopback over real HTTPS, for end-to-end tests.
 final class DevPanelProcess: @unchecked Sendable {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repoRoot = TestEnvironment.packageRoot
     let data: String
     let port: Int
     private let process: Process
