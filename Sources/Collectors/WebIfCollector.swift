@@ -45,7 +45,7 @@ public struct WebIfCollector: Collector {
                                posture: WebIfPosture(loopbackOnly: false, allowsLoopback: false, credentialsSet: false,
                                                      readonly: false, tls: false, bindsAll: false))
         }
-        let host = Self.connectHost(settings.bindAddress)
+        let host = Self.connectHost(settings.bindAddress, allowed: settings)
         let posture = WebIfPosture(
             loopbackOnly: settings.loopbackOnly, allowsLoopback: settings.allowsLoopback,
             credentialsSet: settings.authRequired, readonly: settings.readonly, tls: settings.tls,
@@ -114,12 +114,19 @@ public struct WebIfCollector: Collector {
         return status
     }
 
-    /// Where to connect: the bind address when it is a specific one, loopback otherwise.
-    public static func connectHost(_ bind: String?) -> String {
-        guard let bind, !bindsAll(bind) else {
+    /// Where to connect: the bind address when it is a specific one; otherwise the loopback
+    /// address `httpallowed` admits (127.0.0.1, else ::1), so the call is not refused with 403.
+    public static func connectHost(_ bind: String?, allowed settings: WebIfSettings? = nil) -> String {
+        if let bind, !bindsAll(bind) {
+            return bind
+        }
+        guard let settings, let v4 = IPAddress("127.0.0.1"), let v6 = IPAddress("::1") else {
             return "127.0.0.1"
         }
-        return bind
+        if !settings.allowed.contains(where: { $0.contains(v4) }) && settings.allowed.contains(where: { $0.contains(v6) }) {
+            return "::1"
+        }
+        return "127.0.0.1"
     }
 
     static func bindsAll(_ bind: String?) -> Bool {

@@ -343,7 +343,7 @@ public struct WebIfStatus: Sendable, Equatable, JSONRepresentable {
     public var port: Int?
     public var tls: Bool
     /// `ok`, `disabled`, `forbidden` (403), `unauthorized` (401), `refused`, `timeout`,
-    /// `tls_error`, `http_error`, `bad_response`, `not_loopback_allowed`.
+    /// `tls_error`, `http_error`, `bad_response`, `unreachable`, `unknown` (docs/payload.md).
     public var state: String
     public var reachable: Bool
     public var httpStatus: Int?

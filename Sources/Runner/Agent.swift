@@ -74,6 +74,12 @@ enum Agent {
             }
             index += 1
         }
+        let allowed: [String: Set<String>] = ["--dry-run": ["pretty"], "inspect": ["json"], "check-config": ["agent-only"]]
+        let given = (options.pretty ? ["pretty"] : []) + (options.json ? ["json"] : []) + (options.agentOnly ? ["agent-only"] : [])
+        if let flag = given.first(where: { !(allowed[options.command] ?? []).contains($0) }) {
+            output.error("myosicam-agent: --\(flag) does not apply to \(options.command.isEmpty ? "this command" : options.command)\n\(usage)")
+            return Exit.usage
+        }
         switch options.command {
         case "--dry-run":
             return DryRun.run(options, output: output)

@@ -51,6 +51,7 @@ struct AgentConfig: Sendable, Equatable {
         let base = parentDirectory(of: path)
         var problems: [Problem] = []
         var section: String?
+        var inUnknownSection = false
         var seen: Set<String> = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
@@ -70,9 +71,11 @@ struct AgentConfig: Sendable, Equatable {
                 guard keys[name] != nil else {
                     fail("unknown section [\(name)]; known: [panel], [agent], [discovery]")
                     section = nil
+                    inUnknownSection = true
                     continue
                 }
                 section = name
+                inUnknownSection = false
                 continue
             }
             guard let eq = line.firstIndex(of: "=") else {
@@ -82,6 +85,10 @@ struct AgentConfig: Sendable, Equatable {
             let key = String(line[..<eq]).trimmed
             let value = String(line[line.index(after: eq)...]).trimmed
             guard let section else {
+                if inUnknownSection {
+                    // Already reported once, with the section's line.
+                    continue
+                }
                 fail("'\(key)' is outside a section; put it under [panel], [agent] or [discovery]")
                 continue
             }

@@ -12,7 +12,7 @@ enum DryRun {
         let logger = Setup.logger(setup.config, output)
         guard setup.problems.isEmpty else {
             for problem in setup.problems {
-                output.error(problem.description)
+                logger.error("configuration problem", [("at", problem.description)])
             }
             return Exit.config
         }
@@ -134,7 +134,7 @@ enum Inspect {
             out += "  version     \(instance.versionFile?.version ?? "-")\n"
             if let webif = loaded[.conf].flatMap({ try? $0.result.get().analysis.webif }) {
                 if webif.enabled {
-                    let host = WebIfCollector.connectHost(webif.bindAddress)
+                    let host = WebIfCollector.connectHost(webif.bindAddress, allowed: webif)
                     out += "  webif       \(webif.tls ? "https" : "http")://\(host):\(webif.port)"
                     out += " auth=\(webif.authRequired ? "yes" : "no") readonly=\(webif.readonly ? "yes" : "no")"
                     out += " httpallowed=\(webif.loopbackOnly ? "loopback-only" : webif.allowsLoopback ? "includes-loopback+others" : "excludes-loopback")\n"

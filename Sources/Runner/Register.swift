@@ -28,7 +28,7 @@ enum Register {
         let setup = Setup.load(options)
         let logger = Setup.logger(setup.config, output)
         guard setup.problems.isEmpty else {
-            setup.problems.forEach { output.error($0.description) }
+            setup.problems.forEach { logger.error("configuration problem", [("at", $0.description)]) }
             return Exit.config
         }
         switch register(config: setup.config, transport: CurlTransport(), logger: logger) {

@@ -137,8 +137,7 @@ struct WebIfStandInTests {
     /// should pick ::1, the loopback address the list admits. (After that fix the stand-in, which
     /// binds only 127.0.0.1 without `serverip`, answers `refused`; real OScam binds every
     /// address and would answer.)
-    @Test(.disabled("bug: with httpallowed = ::1 only, the collector probes from 127.0.0.1 and gets 403"))
-    func connectsFromALoopbackAddressThatHttpallowedAdmits() async throws {
+    @Test func connectsFromALoopbackAddressThatHttpallowedAdmits() async throws {
         let port = try ReservedPort()
         try await OScamStandIn.with(label: "webif-v6only", port: port, conf: {
             OScamStandIn.conf(logFile: $0, httpport: "\(port.port)", allowed: "::1")

@@ -1,0 +1,62 @@
+import Testing
+import TestSupport
+@testable import Runner
+
+@Suite struct AgentConfigTests {
+    @Test func relativePathsResolveAgainstTheFilesDirectory() {
+        let text = """
+            # comment
+            [panel]
+            url = https://panel.example.com/   # trailing comment
+            ca_file = ca.pem
+            [agent]
+            state_dir = ../state
+            log_level = debug
+            [discovery]
+            auto = no
+            config_dirs = oscam/a, /etc/oscam
+            systemd_dirs =
+            """
+        let (config, problems) = AgentConfig.parse(text, path: "/etc/myosicam/agent.conf")
+        #expect(problems.isEmpty)
+        #expect(config.panelURL == "https://panel.example.com")
+        #expect(config.caFile == "/etc/myosicam/ca.pem")
+        #expect(config.stateDir == "/etc/state")
+        #expect(config.configDirs == ["/etc/myosicam/oscam/a", "/etc/oscam"])
+        #expect(config.systemdDirs.isEmpty && !config.autoDiscovery && config.logLevel == "debug")
+    }
+
+    @Test func everyProblemNamesItsLineOnce() {
+        let text = """
+            [panel]
+            url = http://plain.example.com
+            colour = blue
+            [paint]
+            foo = 1
+            bar = 2
+            [agent]
+            log_level = loud
+            log_level = info
+            orphan
+            """
+        let (_, problems) = AgentConfig.parse(text, path: "/x/agent.conf")
+        #expect(problems.map(\.line) == [2, 3, 4, 8, 9, 10])
+        #expect(problems.allSatisfy { $0.description.hasPrefix("/x/agent.conf:") })
+    }
+
+    @Test func unknownCollectorNamesTheirLine() {
+        let (names, problems) = Registry.enabled(fileText: "# keep\nhost\n\nwebif # why\nbogus\n", path: "/c.conf")
+        #expect(names == ["host", "webif"])
+        #expect(problems.map(\.description) == [
+            "/c.conf:5: unknown collector 'bogus'; known: host, resources, instances, accounts, readers, webif, runtime",
+        ])
+        #expect(Registry.enabled(fileText: nil, path: "/c.conf").names == Registry.names)
+    }
+
+    @Test(arguments: [["inspect", "--pretty"], ["check-config", "--json"], ["--dry-run", "--agent-only"],
+                      ["--dry-run", "inspect"], ["--bogus"], []])
+    func misusedFlagsAreUsageErrors(_ arguments: [String]) {
+        let capture = Capture()
+        #expect(Agent.main(arguments: arguments, output: capture.output) == Exit.usage)
+    }
+}
