@@ -23,12 +23,14 @@ enum Agent {
                myosicam-agent inspect [--config FILE] [--json]
                myosicam-agent check-config [--config FILE] [--agent-only]
                myosicam-agent register [--config FILE]
+               myosicam-agent run [--config FILE] [--allow-root]
                myosicam-agent version
 
           --dry-run       collect once and print the exact snapshot bytes that would be sent
           inspect         show what the agent sees: instances, how they were found, problems
           check-config    validate agent.conf, collectors.conf and every OScam file found
           register        register with the panel once, using the install token (for the installer)
+          run             the daemon: register if needed, heartbeat, send snapshots (systemd runs this)
         """
 
     struct Options {
@@ -37,6 +39,7 @@ enum Agent {
         var pretty = false
         var json = false
         var agentOnly = false
+        var allowRoot = false
     }
 
     static func main(arguments: [String], output: Output = .standard) -> Int32 {
@@ -45,7 +48,7 @@ enum Agent {
         while index < arguments.count {
             let argument = arguments[index]
             switch argument {
-            case "--dry-run", "inspect", "check-config", "register", "version", "--version", "help", "--help", "-h":
+            case "--dry-run", "inspect", "check-config", "register", "run", "version", "--version", "help", "--help", "-h":
                 guard options.command.isEmpty else {
                     output.error("myosicam-agent: more than one command given\n\(usage)")
                     return Exit.usage
@@ -64,6 +67,8 @@ enum Agent {
                 options.json = true
             case "--agent-only":
                 options.agentOnly = true
+            case "--allow-root":
+                options.allowRoot = true
             default:
                 if argument.hasPrefix("--config=") {
                     options.configPath = String(argument.dropFirst("--config=".count))
@@ -74,8 +79,10 @@ enum Agent {
             }
             index += 1
         }
-        let allowed: [String: Set<String>] = ["--dry-run": ["pretty"], "inspect": ["json"], "check-config": ["agent-only"]]
-        let given = (options.pretty ? ["pretty"] : []) + (options.json ? ["json"] : []) + (options.agentOnly ? ["agent-only"] : [])
+        let allowed: [String: Set<String>] = ["--dry-run": ["pretty"], "inspect": ["json"], "check-config": ["agent-only"],
+                                              "run": ["allow-root"]]
+        let given = (options.pretty ? ["pretty"] : []) + (options.json ? ["json"] : [])
+            + (options.agentOnly ? ["agent-only"] : []) + (options.allowRoot ? ["allow-root"] : [])
         if let flag = given.first(where: { !(allowed[options.command] ?? []).contains($0) }) {
             output.error("myosicam-agent: --\(flag) does not apply to \(options.command.isEmpty ? "this command" : options.command)\n\(usage)")
             return Exit.usage
@@ -89,6 +96,8 @@ enum Agent {
             return CheckConfig.run(options, output: output)
         case "register":
             return Register.run(options, output: output)
+        case "run":
+            return Daemon.run(options, output: output)
         case "version", "--version":
             output.out("myosicam-agent \(AgentVersion.current)\n")
             return Exit.ok

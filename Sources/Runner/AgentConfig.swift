@@ -15,6 +15,8 @@ struct AgentConfig: Sendable, Equatable {
     var allowedActionsFile = "/etc/myosicam/allowed-actions"
     var installTokenFile = "/etc/myosicam/install-token"
     var logLevel = "info"
+    /// The snapshot spool's size limit in bytes; the oldest are dropped beyond it.
+    var spoolMaxBytes = 64 << 20
     var autoDiscovery = true
     var configDirs: [String] = []
     var procRoot = "/proc"
@@ -33,13 +35,13 @@ struct AgentConfig: Sendable, Equatable {
     }
 
     enum Kind {
-        case string, path, paths, bool, url, pin, level
+        case string, path, paths, bool, url, pin, level, bytes
     }
 
     static let keys: [String: [String: Kind]] = [
         "panel": ["url": .url, "ca_file": .path, "pin_sha256": .pin],
         "agent": ["state_dir": .path, "collectors_file": .path, "allowed_actions_file": .path,
-                  "install_token_file": .path, "log_level": .level],
+                  "install_token_file": .path, "log_level": .level, "spool_max_bytes": .bytes],
         "discovery": ["auto": .bool, "config_dirs": .paths, "proc_root": .path, "systemd_dirs": .paths,
                       "version_dirs": .paths],
     ]
@@ -148,6 +150,10 @@ struct AgentConfig: Sendable, Equatable {
             guard ["debug", "info", "warning", "error"].contains(value) else {
                 return "'\(key)' must be debug, info, warning or error"
             }
+        case .bytes:
+            guard let number = Int(value), number >= 65536, number <= 1 << 34 else {
+                return "'\(key)' must be a number of bytes from 65536 to 17179869184"
+            }
         case .string:
             break
         }
@@ -160,6 +166,7 @@ struct AgentConfig: Sendable, Equatable {
         case ("agent", "allowed_actions_file"): allowedActionsFile = path ?? allowedActionsFile
         case ("agent", "install_token_file"): installTokenFile = path ?? installTokenFile
         case ("agent", "log_level"): logLevel = value
+        case ("agent", "spool_max_bytes"): spoolMaxBytes = Int(value) ?? spoolMaxBytes
         case ("discovery", "auto"): autoDiscovery = ["yes", "true", "1"].contains(value)
         case ("discovery", "config_dirs"): configDirs = paths
         case ("discovery", "proc_root"): procRoot = path ?? procRoot

@@ -61,23 +61,31 @@ public final class PanelClient: Sendable {
         offsetStorage.withLock { $0 }
     }
 
-    /// POSTs `body` (already encoded, sent byte for byte) to `path` under `/api/agent/v1`.
+    /// Bodies larger than this are sent gzip-compressed (PANEL-API.md "Transport").
+    public static let gzipThreshold = 8192
+
+    /// POSTs `body` (encoded JSON) to `path` under `/api/agent/v1`; over 8 KiB it is gzipped
+    /// first and the signature covers the compressed bytes exactly as sent.
     public func post(_ path: String, body: [UInt8], totalTimeout: Double = 30) throws(Failure) -> Reply {
-        let reply = try exchange(path, body: body, totalTimeout: totalTimeout)
+        let compressed = body.count > Self.gzipThreshold
+        let sent = compressed ? Gzip.compress(body) : body
+        let headers = compressed ? [("Content-Encoding", "gzip")] : []
+        let reply = try exchange(path, body: sent, extraHeaders: headers, totalTimeout: totalTimeout)
         if reply.status == 401 && reply.errorName == "stale_timestamp" {
             // The offset was just corrected from this verified answer: one retry, new nonce.
-            return try exchange(path, body: body, totalTimeout: totalTimeout)
+            return try exchange(path, body: sent, extraHeaders: headers, totalTimeout: totalTimeout)
         }
         return reply
     }
 
-    private func exchange(_ path: String, body: [UInt8], totalTimeout: Double) throws(Failure) -> Reply {
+    private func exchange(_ path: String, body: [UInt8], extraHeaders: [(String, String)],
+                          totalTimeout: Double) throws(Failure) -> Reply {
         guard let nonce = PanelSigner.makeNonce() else {
             throw .noRandomness
         }
         let fullPath = Self.basePath + path
         let timestamp = clock() + clockOffset
-        let headers = [("Content-Type", "application/json")]
+        let headers = [("Content-Type", "application/json")] + extraHeaders
             + signer.headers(method: "POST", path: fullPath, timestamp: timestamp, nonce: nonce, body: body)
         let request = HTTPRequest(method: "POST", url: baseURL + fullPath, headers: headers, body: body,
                                   connectTimeout: 10, totalTimeout: totalTimeout, maxResponseBytes: 4 << 20, tls: tls)

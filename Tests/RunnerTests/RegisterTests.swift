@@ -15,12 +15,12 @@ final class DevPanelProcess: @unchecked Sendable {
     let port: Int
     private let process: Process
 
-    init() throws {
+    init(serveArguments: [String] = []) throws {
         data = try makeTempDirectory()
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Self.repoRoot + "/tools/devpanel/devpanel", "serve", "--data", data, "--port", "0",
-                             "--port-file", data + "/port"]
+                             "--port-file", data + "/port"] + serveArguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()

@@ -1,0 +1,191 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Pipeline
+import Platform
+import Testing
+import TestSupport
+@testable import Runner
+
+/// The real binary's `run` against the development panel over HTTPS on loopback.
+@Suite(.serialized) struct DaemonTests {
+    /// A copy of the example's main instance, so a test may change it.
+    static func tree() throws -> String {
+        let dir = try TestEnvironment.makeTempDir("daemon-tree")
+        for file in ["oscam.conf", "oscam.user", "oscam.server"] {
+            let bytes = try #require(readBytes(TestEnvironment.packageRoot + "/config/example/oscam/main/" + file))
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + file))
+        }
+        return dir
+    }
+
+    /// An agent.conf for `panel` over `tree` with deterministic collectors only.
+    static func agentConf(_ panel: DevPanelProcess, tree: String) throws -> (path: String, dir: String) {
+        let (config, dir, _) = try panel.agentConfig()
+        try TestEnvironment.write("instances\naccounts\nreaders\n", to: dir + "/collectors.conf")
+        let text = """
+            [panel]
+            url = \(config.panelURL)
+            ca_file = \(config.caFile ?? "")
+            [agent]
+            state_dir = \(config.stateDir)
+            install_token_file = \(config.installTokenFile)
+            collectors_file = \(dir)/collectors.conf
+            [discovery]
+            auto = no
+            config_dirs = \(tree)
+            proc_root = \(dir)
+            systemd_dirs =
+            version_dirs =
+            """
+        try TestEnvironment.write(text, to: dir + "/agent.conf")
+        return (dir + "/agent.conf", dir)
+    }
+
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        let errors = Pipe()
+
+        init(_ arguments: [String]) throws {
+            guard let binary = E2EPaths.agentBinary else {
+                throw TestEnvironmentError("myosicam-agent is not built")
+            }
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = errors
+            try process.run()
+        }
+
+        /// SIGTERM, then the exit status and how long the exit took.
+        func terminate() -> (status: Int32, seconds: Double, stderr: String) {
+            let start = Date()
+            process.terminate()
+            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, Date().timeIntervalSince(start), stderr)
+        }
+
+        deinit {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+            }
+        }
+    }
+
+    static func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() {
+                return true
+            }
+            usleep(100_000)
+        }
+        return try condition()
+    }
+
+    static func snapshots(_ panel: DevPanelProcess, _ server: String) throws -> [[String: Any]] {
+        try panel.admin(["snapshots", server]).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    static func serverID(_ panel: DevPanelProcess) throws -> String? {
+        let line = try panel.admin(["servers"]).split(separator: "\n").first.map(String.init) ?? ""
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["server_id"] as? String
+    }
+
+    /// Listening TCP sockets (state 0A) whose inode belongs to `pid`.
+    static func listeningSockets(of pid: Int32) -> Int {
+        let fds = listDirectory("/proc/\(pid)/fd")
+        let inodes = Set(fds.compactMap { fd -> String? in
+            var buffer = [CChar](repeating: 0, count: 256)
+            let count = readlink("/proc/\(pid)/fd/\(fd)", &buffer, 255)
+            guard count > 0 else { return nil }
+            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard target.hasPrefix("socket:[") else { return nil }
+            return String(target.dropFirst(8).dropLast())
+        })
+        var listening = 0
+        for table in ["/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"] {
+            let text = String(decoding: readBytes(table) ?? [], as: UTF8.self)
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                if fields.count > 9, inodes.contains(String(fields[9])), fields[3] == "0A" || table.contains("udp") {
+                    listening += 1
+                }
+            }
+        }
+        return listening
+    }
+
+    @Test func registersHeartbeatsSendsTheDryRunBytesAndStopsOnSIGTERM() throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
+        let tree = try Self.tree()
+        let (conf, _) = try Self.agentConf(panel, tree: tree)
+        let agent = try Running(["run", "--config", conf, "--allow-root"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        #expect(try Self.waitFor(15) { try panel.admin(["heartbeats", id]).split(separator: "\n").count >= 3 })
+        #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
+        #expect(Self.listeningSockets(of: agent.process.processIdentifier) == 0, "the agent never listens")
+        let stopped = agent.terminate()
+        #expect(stopped.status == 0)
+        #expect(stopped.seconds < 2, "SIGTERM must end the agent within 2 s")
+        // The stored snapshot equals what --dry-run prints for the same tree, apart from seq and time.
+        let raw = try panel.admin(["snapshots", id, "--raw"]).split(separator: "\n").first.map(String.init) ?? ""
+        let dry = Capture()
+        #expect(Agent.main(arguments: ["--dry-run", "--config", conf], output: dry.output) == 0)
+        func normalised(_ text: String) throws -> NSDictionary {
+            var object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            object["seq"] = 0
+            object["collected_at"] = 0
+            return object as NSDictionary
+        }
+        #expect(try normalised(raw) == normalised(dry.stdout))
+        // No secret, token or key reached a log line.
+        for secret in ["example-alice-Pass", "example-webif-Pass", "0102030405060708091011121314", "example-reader-Pass"] {
+            #expect(!stopped.stderr.contains(secret))
+        }
+        #expect(stopped.stderr.split(separator: "\n").allSatisfy { $0.hasPrefix("level=") })
+    }
+
+    @Test func snapshotsSpooledWhileThePanelIsDownArriveInOrder() throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
+        let tree = try Self.tree()
+        let (conf, _) = try Self.agentConf(panel, tree: tree)
+        let agent = try Running(["run", "--config", conf, "--allow-root"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
+        try panel.admin(["fault", "down"])
+        // Change the accounts a few times while the panel is down: each change is a snapshot.
+        for index in 0..<4 {
+            let user = String(decoding: try #require(readBytes(tree + "/oscam.user")), as: UTF8.self)
+            try TestEnvironment.write(user + "\n[account]\nuser = offline\(index)\npwd = x-offline-\(index)\n", to: tree + "/oscam.user")
+            usleep(1_300_000)
+        }
+        try panel.admin(["fault", "none"])
+        #expect(try Self.waitFor(40) {
+            let seqs = try Self.snapshots(panel, id).compactMap { $0["seq"] as? Int }
+            return seqs.count >= 5
+        })
+        let seqs = try Self.snapshots(panel, id).compactMap { $0["seq"] as? Int }.sorted()
+        #expect(seqs == Array(1...seqs.count), "every snapshot arrives, in order, none lost: \(seqs)")
+        _ = agent.terminate()
+    }
+
+    @Test func refusesToRunAsRootWithoutAllowRoot() throws {
+        guard getuid() == 0 else {
+            return
+        }
+        let panel = try DevPanelProcess()
+        let (conf, _) = try Self.agentConf(panel, tree: try Self.tree())
+        let capture = Capture()
+        #expect(Agent.main(arguments: ["run", "--config", conf], output: capture.output) == Exit.config)
+        #expect(capture.log.lines.joined().contains("refusing to run as root"))
+    }
+}
