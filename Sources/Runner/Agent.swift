@@ -24,6 +24,7 @@ enum Agent {
                myosicam-agent check-config [--config FILE] [--agent-only]
                myosicam-agent register [--config FILE]
                myosicam-agent run [--config FILE] [--allow-root]
+               myosicam-agent status [--config FILE]
                myosicam-agent version
 
           --dry-run       collect once and print the exact snapshot bytes that would be sent
@@ -31,6 +32,7 @@ enum Agent {
           check-config    validate agent.conf, collectors.conf and every OScam file found
           register        register with the panel once, using the install token (for the installer)
           run             the daemon: register if needed, heartbeat, send snapshots (systemd runs this)
+          status          the agent's registration, spool, clock offset and last errors, without network
         """
 
     struct Options {
@@ -48,7 +50,7 @@ enum Agent {
         while index < arguments.count {
             let argument = arguments[index]
             switch argument {
-            case "--dry-run", "inspect", "check-config", "register", "run", "version", "--version", "help", "--help", "-h":
+            case "--dry-run", "inspect", "check-config", "register", "run", "status", "version", "--version", "help", "--help", "-h":
                 guard options.command.isEmpty else {
                     output.error("myosicam-agent: more than one command given\n\(usage)")
                     return Exit.usage
@@ -98,6 +100,8 @@ enum Agent {
             return Register.run(options, output: output)
         case "run":
             return Daemon.run(options, output: output)
+        case "status":
+            return Status.run(options, output: output)
         case "version", "--version":
             output.out("myosicam-agent \(AgentVersion.current)\n")
             return Exit.ok

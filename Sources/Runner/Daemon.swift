@@ -49,6 +49,7 @@ final class Daemon: @unchecked Sendable {
     private var unsignedRejections: (count: Int, since: Int64)?
     private var reported: [String: String] = [:]
     private let notifier = SystemdNotifier()
+    private lazy var statusBoard = StatusBoard(directory: setup.config.stateDir)
 
     static let maxBatch = 16
     static let hourly = 3600.0
@@ -403,6 +404,9 @@ final class Daemon: @unchecked Sendable {
         }
         let first = reported[kind] == nil
         reported[kind] = newState
+        statusBoard.record(kind: kind, state: newState, message: ([message] + fields.map { "\($0.0)=\($0.1)" })
+            .joined(separator: " "), at: unixNow(), spool: spool, agent: state, offset: client?.clockOffset,
+            lastAcknowledged: lastAcknowledged)
         // "It works" is news only after trouble; the first success is logged at info too.
         if newState == "ok" && !first {
             logger.info(message + " again", fields)

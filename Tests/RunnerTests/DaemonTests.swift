@@ -150,6 +150,20 @@ import TestSupport
             #expect(!stopped.stderr.contains(secret))
         }
         #expect(stopped.stderr.split(separator: "\n").allSatisfy { $0.hasPrefix("level=") })
+        // `status` reads the same state without the network.
+        let status = Capture()
+        #expect(Agent.main(arguments: ["status", "--config", conf], output: status.output) == 0)
+        #expect(status.stdout.contains("registration: registered as \(id)"))
+        #expect(status.stdout.contains("heartbeat: ok") && status.stdout.contains("spool: 0 waiting"))
+        #expect(status.stdout.contains("last snapshot acknowledged: seq 1"))
+    }
+
+    @Test func statusBeforeRegistrationSaysWhatToDo() throws {
+        let panel = try DevPanelProcess()
+        let (conf, _) = try Self.agentConf(panel, tree: try Self.tree())
+        let status = Capture()
+        #expect(Agent.main(arguments: ["status", "--config", conf], output: status.output) == 0)
+        #expect(status.stdout.contains("not registered") && status.stdout.contains("myosicam-agent register"))
     }
 
     @Test func snapshotsSpooledWhileThePanelIsDownArriveInOrder() throws {
