@@ -238,6 +238,13 @@ final class Daemon: @unchecked Sendable {
                 noteVerified()
                 switch reply.status {
                 case 200:
+                    // Only `{"accepted": n}` for the whole batch counts as delivered; anything
+                    // else keeps the batch for another try (the panel de-duplicates by seq).
+                    guard case .object(let members)? = reply.json, case .int(let accepted)? = members["accepted"],
+                          accepted == Int64(batch.count) else {
+                        failFlush("the panel's answer to a snapshot batch is not {\"accepted\": \(batch.count)}")
+                        return
+                    }
                     spool.remove(through: last.seq)
                     lastAcknowledged = (last.seq, unixNow(), last.sha256)
                     flushBackoff = Backoff()
@@ -309,21 +316,26 @@ final class Daemon: @unchecked Sendable {
         do throws(PanelClient.Failure) {
             let reply = try client.post("/heartbeat", body: body)
             noteVerified()
-            guard reply.status == 200 else {
-                retryHeartbeat("panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))
+            guard reply.status == 200, case .object(let members)? = reply.json else {
+                retryHeartbeat(reply.status == 200 ? "the panel's heartbeat answer is not a JSON object"
+                    : "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))
                 return
             }
             heartbeatBackoff = Backoff()
-            if case .object(let members)? = reply.json {
-                if case .int(let value)? = members["heartbeat_interval_s"] {
-                    heartbeatInterval = Double(min(max(value, 1), 3600))
-                }
-                if case .int(let value)? = members["snapshot_interval_s"] {
-                    let interval = Double(min(max(value, 1), 86400))
-                    if interval != snapshotInterval {
-                        nextSnapshot = min(nextSnapshot, Self.monotonic() + interval)
-                        snapshotInterval = interval
-                    }
+            if nextFlush > Self.monotonic() && !spool.entries().isEmpty {
+                // The panel answers again: deliver the spool now rather than at the end of a
+                // back-off that grew while it was away.
+                flushBackoff = Backoff()
+                nextFlush = Self.monotonic()
+            }
+            if case .int(let value)? = members["heartbeat_interval_s"] {
+                heartbeatInterval = Double(min(max(value, 1), 3600))
+            }
+            if case .int(let value)? = members["snapshot_interval_s"] {
+                let interval = Double(min(max(value, 1), 86400))
+                if interval != snapshotInterval {
+                    nextSnapshot = min(nextSnapshot, Self.monotonic() + interval)
+                    snapshotInterval = interval
                 }
             }
             if abs(client.clockOffset) > 30 {

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Pipeline
 import Platform
+import Sinks
 import Testing
 import TestSupport
 @testable import Runner
@@ -190,6 +191,48 @@ import TestSupport
         let seqs = try Self.snapshots(panel, id).compactMap { $0["seq"] as? Int }.sorted()
         #expect(seqs == Array(1...seqs.count), "every snapshot arrives, in order, none lost: \(seqs)")
         _ = agent.terminate()
+    }
+
+    @Test func survivesAHostilePanelAndLogsOncePerStateChange() throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
+        let tree = try Self.tree()
+        let (conf, dir) = try Self.agentConf(panel, tree: tree)
+        let agent = try Running(["run", "--config", conf, "--allow-root"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
+        for fault in ["500", "garbage", "huge", "truncated", "bad-signature", "unsigned"] {
+            try panel.admin(["fault", fault])
+            // A change to the accounts makes a snapshot that must wait in the spool.
+            let user = String(decoding: try #require(readBytes(tree + "/oscam.user")), as: UTF8.self)
+            try TestEnvironment.write(user + "\n[account]\nuser = hostile-\(fault)\n", to: tree + "/oscam.user")
+            usleep(2_500_000)
+            #expect(agent.process.isRunning, "the agent survives the \(fault) fault")
+            let rss = Self.rssMB(agent.process.processIdentifier)
+            #expect(rss < 60, "RSS \(rss) MB under the \(fault) fault")
+        }
+        try panel.admin(["fault", "none"])
+        // Recovered when the agent's own spool is empty (the panel may have stored a batch whose
+        // answer the agent could not verify; the agent sends it again and the panel de-duplicates).
+        let spool = SnapshotSpool(directory: dir + "/state/spool", maxBytes: 1 << 26)
+        #expect(Self.waitFor(60) { spool.entries().isEmpty })
+        #expect(try Self.snapshots(panel, id).compactMap { $0["seq"] as? Int }.count >= 7)
+        usleep(1_500_000)
+        let stopped = agent.terminate()
+        let seqs = try Self.snapshots(panel, id).compactMap { $0["seq"] as? Int }.sorted()
+        #expect(seqs == Array(1...seqs.count), "all spooled snapshots delivered in order: \(seqs)")
+        // Each failure is logged when the state changes, not on every try: six faults, each
+        // retried several times, give at most a couple of lines per fault for each channel.
+        let failures = stopped.stderr.split(separator: "\n").filter { $0.contains("failed") }
+        #expect(failures.count <= 2 * 6 * 2, "\(failures.count) failure lines:\n\(failures.joined(separator: "\n"))")
+        #expect(stopped.stderr.contains("heartbeats accepted again") || stopped.stderr.contains("snapshots delivered again"), "\(stopped.stderr)")
+    }
+
+    static func rssMB(_ pid: Int32) -> Double {
+        let text = String(decoding: readBytes("/proc/\(pid)/statm") ?? [], as: UTF8.self)
+        let pages = text.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
+        return pages * 4096 / 1_048_576
     }
 
     @Test func refusesToRunAsRootWithoutAllowRoot() throws {
