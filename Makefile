@@ -4,7 +4,7 @@ SWIFT ?= swift
 BIN := .build/debug/myosicam-agent
 EXAMPLE_CONF := config/example/agent.conf
 
-.PHONY: deps build dry-run inspect test test-swift test-tools bench release clean
+.PHONY: deps build dry-run inspect demo test bench bench-daemon clean
 
 # Installs the system libraries the build links against, only when they are missing.
 deps:
@@ -27,8 +27,16 @@ test: deps
 	$(SWIFT) test --skip-build
 	python3 -m unittest discover -s tools -p 'test_*.py' -t tools
 
+# The development panel, the example tree and the agent on loopback (DEMO_SECONDS=30).
+demo: build
+	./scripts/demo
+
 bench: deps
 	./bench/run
+
+# The daemon's steady state against the development panel: 10 minutes at a 1 s heartbeat.
+bench-daemon: deps
+	./bench/daemon
 
 clean:
 	rm -rf .build

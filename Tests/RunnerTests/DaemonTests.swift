@@ -48,12 +48,15 @@ import TestSupport
         let process = Process()
         let errors = Pipe()
 
-        init(_ arguments: [String]) throws {
+        init(_ arguments: [String], environment: [String: String] = [:]) throws {
             guard let binary = E2EPaths.agentBinary else {
                 throw TestEnvironmentError("myosicam-agent is not built")
             }
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
             process.standardOutput = FileHandle.nullDevice
             process.standardError = errors
             try process.run()
@@ -124,7 +127,8 @@ import TestSupport
     @Test func registersHeartbeatsSendsTheDryRunBytesAndStopsOnSIGTERM() throws {
         let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
         let tree = try Self.tree()
-        let (conf, _) = try Self.agentConf(panel, tree: tree)
+        let (conf, dir) = try Self.agentConf(panel, tree: tree)
+        let token = TestEnvironment.read(dir + "/install-token").trimmingCharacters(in: .whitespacesAndNewlines)
         let agent = try Running(["run", "--config", conf, "--allow-root"])
         var server: String?
         #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
@@ -146,8 +150,11 @@ import TestSupport
             return object as NSDictionary
         }
         #expect(try normalised(raw) == normalised(dry.stdout))
-        // No secret, token or key reached a log line.
-        for secret in ["example-alice-Pass", "example-webif-Pass", "0102030405060708091011121314", "example-reader-Pass"] {
+        // No secret, install token or HMAC key reached a log line.
+        let state = try #require(try StateStore(directory: dir + "/state").load())
+        let hmacKey = Data(state.secret).base64EncodedString()
+        for secret in ["example-alice-Pass", "example-webif-Pass", "0102030405060708091011121314", "example-reader-Pass",
+                       token, hmacKey, Crypto.hex(state.secret)] {
             #expect(!stopped.stderr.contains(secret))
         }
         #expect(stopped.stderr.split(separator: "\n").allSatisfy { $0.hasPrefix("level=") })
@@ -233,6 +240,52 @@ import TestSupport
         let text = String(decoding: readBytes("/proc/\(pid)/statm") ?? [], as: UTF8.self)
         let pages = text.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
         return pages * 4096 / 1_048_576
+    }
+
+    @Test func notifiesSystemdAndReReadsTheEnableListOnSIGHUP() throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
+        let (conf, dir) = try Self.agentConf(panel, tree: try Self.tree())
+        // The test plays systemd: a datagram socket the agent writes to (the agent itself never binds).
+        let socketPath = dir + "/notify"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in socketPath.utf8.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let agent = try Running(["run", "--config", conf, "--allow-root"],
+                                environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "1000000"])
+        var messages: [String] = []
+        _ = Self.waitFor(15) {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count > 0 {
+                messages.append(String(decoding: buffer[0..<count], as: UTF8.self))
+            }
+            return messages.contains("READY=1") && messages.filter { $0 == "WATCHDOG=1" }.count >= 2
+        }
+        #expect(messages.contains("READY=1") && messages.contains("WATCHDOG=1"), "\(messages)")
+        try TestEnvironment.write("instances\n", to: dir + "/collectors.conf")
+        kill(agent.process.processIdentifier, SIGHUP)
+        usleep(1_500_000)
+        let stopped = agent.terminate()
+        #expect(stopped.stderr.contains("collector enable list re-read") && stopped.stderr.contains("collectors=instances"),
+                "\(stopped.stderr)")
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var sawStopping = false
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            sawStopping = sawStopping || String(decoding: buffer[0..<count], as: UTF8.self) == "STOPPING=1"
+        }
+        #expect(sawStopping)
     }
 
     @Test func refusesToRunAsRootWithoutAllowRoot() throws {

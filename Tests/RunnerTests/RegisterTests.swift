@@ -162,6 +162,24 @@ final class DevPanelProcess: @unchecked Sendable {
         }
     }
 
+    @Test func aPublicKeyPinIsEnforcedOnTopOfTheCA() throws {
+        let panel = try DevPanelProcess()
+        var (config, _, _) = try panel.agentConfig()
+        config.pinSHA256 = "sha256//" + String(repeating: "A", count: 43) + "="
+        guard case .unavailable(let message) = Register.register(config: config, transport: CurlTransport(),
+                                                                 logger: Self.logger) else {
+            Issue.record("a wrong pin must be refused")
+            return
+        }
+        #expect(message.contains("registration failed"))
+        config.pinSHA256 = TestEnvironment.read(panel.data + "/pin-sha256.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(config.pinSHA256?.hasPrefix("sha256//") == true)
+        guard case .registered = Register.register(config: config, transport: CurlTransport(), logger: Self.logger) else {
+            Issue.record("the right pin must be accepted")
+            return
+        }
+    }
+
     @Test func aCorruptStateIsReportedNotReplaced() throws {
         let panel = try DevPanelProcess()
         let (config, _, _) = try panel.agentConfig()
