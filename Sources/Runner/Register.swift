@@ -54,6 +54,9 @@ enum Register {
         do {
             if let existing = try store.load() {
                 if existing.status != .pending, let serverID = existing.serverID {
+                    // A crash between saving the registration and deleting the token left it:
+                    // it is spent, so it goes now.
+                    unlink(config.installTokenFile)
                     return .registered(serverID: serverID, already: true)
                 }
                 state = existing

@@ -288,6 +288,58 @@ import TestSupport
         #expect(sawStopping)
     }
 
+    /// The state directory on a tiny file system that fills up: the agent says so once, keeps
+    /// heartbeating, and spools again when space returns. Needs root to mount a tmpfs.
+    @Test func survivesAFullDisk() throws {
+        guard getuid() == 0 else {
+            Issue.record("this test mounts a size-limited tmpfs and needs root (CI runs as root)")
+            return
+        }
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
+        let tree = try Self.tree()
+        let (conf, dir) = try Self.agentConf(panel, tree: tree)
+        let state = dir + "/state"
+        #expect(mkdir(state, 0o700) == 0)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", state]
+        try mount.run()
+        mount.waitUntilExit()
+        #expect(mount.terminationStatus == 0)
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = ["-l", state]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let agent = try Running(["run", "--config", conf, "--allow-root"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
+        // Fill the file system.
+        let filler = open(state + "/filler", O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0x7A, count: 4096)
+        while write(filler, block, block.count) > 0 {}
+        close(filler)
+        let user = String(decoding: try #require(readBytes(tree + "/oscam.user")), as: UTF8.self)
+        try TestEnvironment.write(user + "\n[account]\nuser = full-disk\n", to: tree + "/oscam.user")
+        let beatsBefore = try panel.admin(["heartbeats", id]).split(separator: "\n").count
+        usleep(3_000_000)
+        #expect(agent.process.isRunning)
+        #expect(try panel.admin(["heartbeats", id]).split(separator: "\n").count > beatsBefore, "heartbeats go on")
+        unlink(state + "/filler")
+        try TestEnvironment.write(user + "\n[account]\nuser = space-again\n", to: tree + "/oscam.user")
+        #expect(try Self.waitFor(20) {
+            try Self.snapshots(panel, id).compactMap { $0["seq"] as? Int }.count >= 2
+        })
+        let stopped = agent.terminate()
+        let full = stopped.stderr.split(separator: "\n").filter { $0.contains("disk is full") || $0.contains("No space") }
+        #expect(!full.isEmpty, "the full disk is reported:\n\(stopped.stderr)")
+        #expect(full.count <= 4, "once per state change, not per try:\n\(full.joined(separator: "\n"))")
+    }
+
     @Test func refusesToRunAsRootWithoutAllowRoot() throws {
         guard getuid() == 0 else {
             return

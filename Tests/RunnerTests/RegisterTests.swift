@@ -105,8 +105,12 @@ final class DevPanelProcess: @unchecked Sendable {
         let state = try #require(try StateStore(directory: config.stateDir).load())
         #expect(state.status == .registered && state.serverID == serverID && abs(state.clockOffset) <= 2)
         #expect(try panel.admin(["servers"]).contains(serverID))
+        // A crash after saving the registration and before deleting the token left the token:
+        // the next start finds the registration and removes the spent token.
+        try Data("spent-token\n".utf8).write(to: URL(fileURLWithPath: config.installTokenFile))
         #expect(Register.register(config: config, transport: CurlTransport(), logger: Self.logger)
             == .registered(serverID: serverID, already: true))
+        #expect(readBytes(config.installTokenFile) == nil)
         // Neither the token nor the secret reached a log line.
         let secret = Data(state.secret).base64EncodedString()
         #expect(!log.lines.joined().contains(token) && !log.lines.joined().contains(secret))
