@@ -46,7 +46,7 @@ final class Daemon: @unchecked Sendable {
     private var lastSnapshotAt = -Double.infinity
     private var lastAcknowledged: (seq: Int64, sentAt: Int64, sha256: String)?
     private var instanceCounts = (total: 0, running: 0)
-    private var unsignedRejections: (count: Int, since: Int64)?
+    private var revocation = RevocationTracker()
     private var reported: [String: String] = [:]
     private let notifier = SystemdNotifier()
     private lazy var statusBoard = StatusBoard(directory: setup.config.stateDir)
@@ -378,7 +378,7 @@ final class Daemon: @unchecked Sendable {
 
     /// A verified answer: the panel knows this agent.
     private func noteVerified() {
-        unsignedRejections = nil
+        revocation.verified()
         if state.status == .revoked {
             var next = state
             next.status = .registered
@@ -389,22 +389,17 @@ final class Daemon: @unchecked Sendable {
     }
 
     private func noteFailure(_ error: PanelClient.Failure) {
-        guard case .unverified(_, true) = error else {
+        guard case .unverified(_, true) = error, revocation.unsignedRejection(at: unixNow()),
+              state.status != .revoked else {
             return
         }
-        let now = unixNow()
-        var rejections = unsignedRejections ?? (0, now)
-        rejections.count += 1
-        unsignedRejections = rejections
-        if rejections.count >= 10 && now - rejections.since >= 600 && state.status != .revoked {
-            var next = state
-            next.status = .revoked
-            try? store.save(next)
-            state = next
-            logger.error("the panel no longer knows this server (10 unsigned rejections over 10 minutes): marked "
-                + "revoked; retrying every 15 minutes. Re-install with a new token if the server was removed "
-                + "from the panel")
-        }
+        var next = state
+        next.status = .revoked
+        try? store.save(next)
+        state = next
+        logger.error("the panel no longer knows this server (10 unsigned rejections over 10 minutes): marked "
+            + "revoked; retrying every 15 minutes. Re-install with a new token if the server was removed "
+            + "from the panel")
     }
 
     // MARK: - Logging once per state change
@@ -451,6 +446,29 @@ final class Daemon: @unchecked Sendable {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
+
+/// PANEL-API.md "Revocation": ten unsigned `unknown_server`/`bad_signature` answers in a row,
+/// over at least ten minutes, mean the panel no longer knows this server.
+struct RevocationTracker {
+    static let threshold = 10
+    static let window: Int64 = 600
+    private(set) var count = 0
+    private(set) var since: Int64?
+
+    /// Records one; returns whether the agent is now revoked.
+    mutating func unsignedRejection(at now: Int64) -> Bool {
+        count += 1
+        let first = since ?? now
+        since = first
+        return count >= Self.threshold && now - first >= Self.window
+    }
+
+    /// Any verified answer breaks the run.
+    mutating func verified() {
+        count = 0
+        since = nil
     }
 }
 

@@ -166,6 +166,33 @@ final class DevPanelProcess: @unchecked Sendable {
         }
     }
 
+    @Test func aSecretSavedBeforeACrashIsTheOneRegistered() throws {
+        // Killed after the secret was saved and before the panel was called: the next start
+        // registers with that same secret.
+        let panel = try DevPanelProcess()
+        let (config, _, _) = try panel.agentConfig()
+        let secret = Array(repeating: UInt8(7), count: 32)
+        try StateStore(directory: config.stateDir).save(AgentState(status: .pending, secret: secret))
+        guard case .registered = Register.register(config: config, transport: CurlTransport(), logger: Self.logger) else {
+            Issue.record("registration with the saved secret failed")
+            return
+        }
+        #expect(try StateStore(directory: config.stateDir).load()?.secret == secret)
+    }
+
+    @Test func anExpiredTokenIsRefused() throws {
+        let panel = try DevPanelProcess()
+        let token = try panel.admin(["token", "--ttl", "1"])
+        sleep(2)
+        let (config, _, _) = try panel.agentConfig(token: token)
+        guard case .rejected(let message) = Register.register(config: config, transport: CurlTransport(),
+                                                              logger: Self.logger) else {
+            Issue.record("an expired token must be refused")
+            return
+        }
+        #expect(message.contains("unknown, expired or revoked"))
+    }
+
     @Test func aPublicKeyPinIsEnforcedOnTopOfTheCA() throws {
         let panel = try DevPanelProcess()
         var (config, _, _) = try panel.agentConfig()
