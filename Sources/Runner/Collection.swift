@@ -49,10 +49,14 @@ final class Collection: Sendable {
 
     struct Outcome {
         let discovery: DiscoveryResult
+        /// As collected, before any cut to fit the size limit (`encoded` is the fitted one).
         let snapshot: Snapshot
         let encoded: EncodedSnapshot
         let redactionCounts: [String: Int]
         let timings: [CollectorTiming]
+        /// The encoder built from this cycle's files, to encode the snapshot again (with its
+        /// final seq) exactly the same way.
+        let encoder: SnapshotEncoder
     }
 
     /// Discovery, file loading, collectors, filters, encoding.
@@ -65,9 +69,40 @@ final class Collection: Sendable {
         let base = Snapshot(seq: seq, collectedAt: now, agentVersion: AgentVersion.current)
         let (snapshot, timings) = cycle.run(context: context, instanceIDs: discovery.instances.map(\.id), base: base)
         let encoder = Self.encoder(secrets: SecretInventory.from(files: files, extra: extraSecrets))
-        let (encoded, counts) = encoder.encode(snapshot)
+        let (_, encoded, counts) = Self.fit(snapshot, encoder: encoder)
         return Outcome(discovery: discovery, snapshot: snapshot, encoded: encoded, redactionCounts: counts,
-                       timings: timings)
+                       timings: timings, encoder: encoder)
+    }
+
+    /// The largest snapshot the panel takes: 4 MiB per request body, less the batch wrapper.
+    static let maxSnapshotBytes = (4 << 20) - 32
+
+    /// PANEL-API.md "Snapshots": a snapshot over 4 MiB is sent with its account and reader lists
+    /// cut down and `truncated` set to the full counts. Lists are halved until it fits.
+    static func fit(_ snapshot: Snapshot, encoder: SnapshotEncoder, limit: Int = maxSnapshotBytes)
+        -> (Snapshot, EncodedSnapshot, [String: Int]) {
+        var (encoded, counts) = encoder.encode(snapshot)
+        guard encoded.bytes.count > limit else {
+            return (snapshot, encoded, counts)
+        }
+        let accounts = snapshot.instances.reduce(0) { $0 + ($1.accounts?.count ?? 0) }
+        let readers = snapshot.instances.reduce(0) { $0 + ($1.readers?.count ?? 0) }
+        var cut = snapshot
+        cut.truncated = Truncation(accounts: accounts, readers: readers)
+        var keep = max(accounts, readers)
+        repeat {
+            keep /= 2
+            for index in cut.instances.indices {
+                if let list = snapshot.instances[index].accounts {
+                    cut.instances[index].accounts = Array(list.prefix(keep))
+                }
+                if let list = snapshot.instances[index].readers {
+                    cut.instances[index].readers = Array(list.prefix(keep))
+                }
+            }
+            (encoded, counts) = encoder.encode(cut)
+        } while encoded.bytes.count > limit && keep > 0
+        return (cut, encoded, counts)
     }
 
     static func encoder(secrets: SecretInventory) -> SnapshotEncoder {

@@ -208,8 +208,7 @@ final class Daemon: @unchecked Sendable {
         var snapshot = probe.snapshot
         snapshot.seq = state.snapshotSeq
         snapshot.collectedAt = unixNow()
-        let encoder = Collection.encoder(secrets: SecretInventory.from(files: CollectContext.loadFiles(for: probe.discovery)))
-        let (encoded, _) = encoder.encode(snapshot)
+        let (_, encoded, _) = Collection.fit(snapshot, encoder: probe.encoder)
         do {
             try spool.append(encoded)
             report("spool", "ok", .info, "snapshot spooled")
@@ -229,7 +228,7 @@ final class Daemon: @unchecked Sendable {
             return
         }
         while !terminate.load(ordering: .relaxed) {
-            let batch = spool.oldest(Self.maxBatch)
+            let batch = Self.batch(spool.oldest(Self.maxBatch))
             guard let last = batch.last else {
                 return
             }
@@ -267,6 +266,21 @@ final class Daemon: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// The oldest snapshots whose batch body stays within 4 MiB (before compression, as the panel
+    /// checks it after gunzip too); always at least one.
+    static func batch(_ oldest: [EncodedSnapshot]) -> [EncodedSnapshot] {
+        var size = 16
+        var batch: [EncodedSnapshot] = []
+        for snapshot in oldest {
+            size += snapshot.bytes.count + 1
+            if !batch.isEmpty && size > 4 << 20 {
+                break
+            }
+            batch.append(snapshot)
+        }
+        return batch
     }
 
     private func failFlush(_ message: String) {
