@@ -97,17 +97,35 @@ public struct CurlTransport: HTTPTransport {
 
     /// Set to abandon every transfer in flight at its next progress callback (SIGTERM).
     public let cancelled: CancelFlag
+    /// With `reuseConnections`, one handle kept across requests (one at a time), so libcurl
+    /// keeps the connection and the TLS session to the panel alive between heartbeats.
+    private let kept: KeptHandle?
 
-    public init(cancelled: CancelFlag = CancelFlag()) {
+    public init(cancelled: CancelFlag = CancelFlag(), reuseConnections: Bool = false) {
         self.cancelled = cancelled
         _ = Self.initialized
+        kept = reuseConnections ? KeptHandle() : nil
     }
 
     public func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
-        guard let handle = curl_easy_init() else {
-            throw HTTPError(kind: .other, message: "libcurl could not create a handle")
+        guard let kept else {
+            guard let handle = curl_easy_init() else {
+                throw HTTPError(kind: .other, message: "libcurl could not create a handle")
+            }
+            defer { curl_easy_cleanup(handle) }
+            return try perform(request, on: handle)
         }
-        defer { curl_easy_cleanup(handle) }
+        return try kept.lock.withLock { _ throws(HTTPError) -> HTTPResponse in
+            guard let handle = kept.handle else {
+                throw HTTPError(kind: .other, message: "libcurl could not create a handle")
+            }
+            // Options go back to their defaults; the connection cache and TLS sessions stay.
+            curl_easy_reset(handle)
+            return try perform(request, on: handle)
+        }
+    }
+
+    private func perform(_ request: HTTPRequest, on handle: UnsafeMutableRawPointer) throws(HTTPError) -> HTTPResponse {
         let box = TransferBox(limit: request.maxResponseBytes, cancelled: cancelled)
         let unmanaged = Unmanaged.passRetained(box)
         defer { unmanaged.release() }
@@ -232,6 +250,22 @@ public struct CurlTransport: HTTPTransport {
             return HTTPError(kind: .tls, message: text)
         default:
             return HTTPError(kind: .other, message: text)
+        }
+    }
+}
+
+/// One libcurl handle used by one request at a time and cleaned up with its owner.
+final class KeptHandle: Sendable {
+    nonisolated(unsafe) let handle: UnsafeMutableRawPointer?
+    let lock = Mutex<Void>(())
+
+    init() {
+        handle = curl_easy_init()
+    }
+
+    deinit {
+        if let handle {
+            curl_easy_cleanup(handle)
         }
     }
 }

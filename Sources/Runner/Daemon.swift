@@ -97,7 +97,8 @@ final class Daemon: @unchecked Sendable {
         }
         state = registered
         let signer = PanelSigner(serverID: state.serverID ?? "", secret: state.secret)
-        client = PanelClient(baseURL: setup.config.panelURL, transport: CurlTransport(cancelled: cancel),
+        client = PanelClient(baseURL: setup.config.panelURL,
+                             transport: CurlTransport(cancelled: cancel, reuseConnections: true),
                              tls: .verify(caFile: setup.config.caFile, pin: setup.config.pinSHA256), signer: signer,
                              clockOffset: state.clockOffset, clock: unixNow)
         notifier.send("READY=1")

@@ -53,6 +53,28 @@ import TestSupport
         #expect(stored.contains("\"seq\": 1") || stored.contains("\"seq\":1"))
     }
 
+    @Test func aKeptConnectionCarriesManySignedExchanges() throws {
+        let panel = try DevPanelProcess()
+        let (config, _, _) = try panel.agentConfig()
+        guard case .registered(let serverID, _) = Register.register(
+            config: config, transport: CurlTransport(), logger: Logger(output: MemoryLogOutput())) else {
+            Issue.record("registration failed")
+            return
+        }
+        let state = try #require(try StateStore(directory: config.stateDir).load())
+        let client = PanelClient(baseURL: panel.url, transport: CurlTransport(reuseConnections: true),
+                                 tls: .verify(caFile: config.caFile, pin: nil),
+                                 signer: PanelSigner(serverID: serverID, secret: state.secret),
+                                 clockOffset: state.clockOffset, clock: unixNow)
+        for seq in 1...5 {
+            #expect(try client.post("/heartbeat", body: Self.heartbeat(seq: Int64(seq), offset: 0)).status == 200)
+        }
+        // A fresh nonce per request even on one connection: the panel would refuse a replay.
+        let big = [UInt8](repeating: 0x20, count: 9000)
+        let reply = try client.post("/heartbeat", body: Self.heartbeat(seq: 6, offset: 0) + big)
+        #expect(reply.status == 200, "a gzipped body over the kept connection")
+    }
+
     @Test func aClockTenMinutesOffIsRecovered() throws {
         let panel = try DevPanelProcess()
         // The agent's clock is ten minutes slow.
