@@ -13,19 +13,27 @@ public struct HostCollector: Collector {
     public init() {}
 
     public func collect(_ context: CollectContext, deadline: ContinuousClock.Instant) throws(CollectorError) -> Contribution {
-        var names = utsname()
-        guard uname(&names) == 0 else {
+        guard let machine = Self.machine(osReleasePath: context.osReleasePath) else {
             throw CollectorError("uname failed: \(String(cString: strerror(errno)))")
         }
-        let os = (try? RealFileSystem().readText(context.osReleasePath)).map(ProcParsers.osRelease) ?? (id: "", version: "")
-        let host = HostInfo(
-            hostname: Self.field(&names.nodename), osID: os.id, osVersion: os.version,
-            kernel: Self.field(&names.release), arch: Self.field(&names.machine),
-            cpuCount: max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))), bootTime: context.procTable.bootTime())
-        return Contribution(host: host)
+        return Contribution(host: HostInfo(
+            hostname: machine.hostname, osID: machine.osID, osVersion: machine.osVersion, kernel: machine.kernel,
+            arch: machine.arch, cpuCount: max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))),
+            bootTime: context.procTable.bootTime()))
     }
 
-    public static func field<T>(_ value: inout T) -> String {
+    /// What uname and os-release say about this machine; shared with registration's `host`.
+    public static func machine(osReleasePath: String = "/etc/os-release")
+        -> (hostname: String, osID: String, osVersion: String, kernel: String, arch: String)? {
+        var names = utsname()
+        guard uname(&names) == 0 else {
+            return nil
+        }
+        let os = (try? RealFileSystem().readText(osReleasePath)).map(ProcParsers.osRelease) ?? (id: "", version: "")
+        return (field(&names.nodename), os.id, os.version, field(&names.release), field(&names.machine))
+    }
+
+    static func field<T>(_ value: inout T) -> String {
         withUnsafeBytes(of: &value) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }

@@ -23,7 +23,7 @@ public enum AtomicFile {
 
     /// Replaces `path` with `bytes`, created with `mode` (the umask does not apply).
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(Error) {
-        let directory = parent(of: path)
+        let directory = Files.parent(of: path)
         let temporary = directory + "/." + basename(of: path) + ".tmp-" + String(getpid())
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else {
@@ -69,15 +69,6 @@ public enum AtomicFile {
             }
             return nil
         }
-    }
-
-    static func parent(of path: String) -> String {
-        var parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count > 1 else {
-            return path.hasPrefix("/") ? "/" : "."
-        }
-        parts.removeLast()
-        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
     }
 
     static func basename(of path: String) -> String {

@@ -50,4 +50,15 @@ public enum Files {
         }
         return names
     }
+
+    /// The directory part of a path: `/etc/myosicam/agent.conf` → `/etc/myosicam`, `/x` → `/`,
+    /// a bare name → `.`.
+    public static func parent(of path: String) -> String {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count > 1 else {
+            return path.hasPrefix("/") ? "/" : "."
+        }
+        parts.removeLast()
+        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+    }
 }

@@ -1,4 +1,5 @@
 import OScam
+import Platform
 
 /// The agent's own configuration (`/etc/myosicam/agent.conf`): `key = value` under sections,
 /// `#` comments (whole-line, or after whitespace), unknown keys and sections refused with their
@@ -50,7 +51,7 @@ struct AgentConfig: Sendable, Equatable {
     static func parse(_ text: String, path: String) -> (config: AgentConfig, problems: [Problem]) {
         var config = AgentConfig()
         config.path = path
-        let base = parentDirectory(of: path)
+        let base = Files.parent(of: path)
         var problems: [Problem] = []
         var section: String?
         var inUnknownSection = false
@@ -188,16 +189,6 @@ struct AgentConfig: Sendable, Equatable {
         }
         return line
     }
-}
-
-/// The directory part of an absolute path: `/etc/myosicam/agent.conf` → `/etc/myosicam`.
-func parentDirectory(of path: String) -> String {
-    var parts = path.split(separator: "/", omittingEmptySubsequences: true)
-    guard !parts.isEmpty else {
-        return "/"
-    }
-    parts.removeLast()
-    return "/" + parts.joined(separator: "/")
 }
 
 extension String {

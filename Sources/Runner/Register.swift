@@ -163,15 +163,13 @@ enum Register {
 
     /// The registration's `host` object: all strings, `machine_id` possibly empty.
     static func hostJSON() -> JSONValue {
-        var names = utsname()
-        uname(&names)
-        let os = (try? RealFileSystem().readText("/etc/os-release")).map(ProcParsers.osRelease) ?? (id: "", version: "")
+        let machine = HostCollector.machine() ?? (hostname: "", osID: "", osVersion: "", kernel: "", arch: "")
         let machineID = ((try? RealFileSystem().readText("/etc/machine-id")) ?? "").trimmed
             .split(separator: "\n").first.map(String.init) ?? ""
         return .members([
-            ("hostname", .string(HostCollector.field(&names.nodename))), ("machine_id", .string(machineID)),
-            ("os_id", .string(os.id)), ("os_version", .string(os.version)),
-            ("kernel", .string(HostCollector.field(&names.release))), ("arch", .string(HostCollector.field(&names.machine))),
+            ("hostname", .string(machine.hostname)), ("machine_id", .string(machineID)),
+            ("os_id", .string(machine.osID)), ("os_version", .string(machine.osVersion)),
+            ("kernel", .string(machine.kernel)), ("arch", .string(machine.arch)),
             ("agent_version", .string(AgentVersion.current)),
         ])
     }
