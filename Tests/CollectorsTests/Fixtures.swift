@@ -12,11 +12,17 @@ enum Fixture {
     static func instance(_ dir: String, running: Bool = true) -> DiscoveredInstance {
         let configDir = root + "/" + dir + "/"
         return DiscoveredInstance(
-            id: DiscoveredInstance.id(forConfigDir: configDir), name: dir, configDir: configDir, tempDir: "/tmp/.oscam",
+            id: id(dir), name: dir, configDir: configDir, tempDir: "/tmp/.oscam",
             pidFile: "/tmp/.oscam/oscam.pid", binary: "/usr/local/bin/oscam", unit: "oscam.service",
             provenance: [Provenance(source: .process, detail: "pid 4242"), Provenance(source: .configured, detail: configDir)],
             state: running ? .running : .stopped, workerPID: running ? 4242 : nil, watchdogPID: running ? 4241 : nil,
             versionFile: nil, versionFilePath: nil)
+    }
+
+    /// Ids hash the absolute config dir in production; here they hash a fixed path instead, so
+    /// that the encoder's id order is the same in every checkout.
+    static func id(_ dir: String) -> String {
+        DiscoveredInstance.id(forConfigDir: "/fixture/" + dir + "/")
     }
 
     static func context(_ instances: [DiscoveredInstance], http: any HTTPTransport = RefusingTransport(),
@@ -43,9 +49,8 @@ enum Fixture {
         }
         snapshot.collectorErrors = contribution.failures
         var text = String(decoding: snapshot.json.pretty(), as: UTF8.self)
-        // Ids derive from the absolute config dir, which differs between checkouts.
         for dir in ["oscam", "broken"] {
-            text = text.replacingAll(DiscoveredInstance.id(forConfigDir: root + "/" + dir + "/"), with: "$ID_" + dir)
+            text = text.replacingAll(id(dir), with: "$ID_" + dir)
         }
         return text.replacingAll(root, with: "$TREE")
     }
