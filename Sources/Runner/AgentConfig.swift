@@ -23,6 +23,10 @@ struct AgentConfig: Sendable, Equatable {
     var procRoot = "/proc"
     var systemdDirs = ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
     var versionDirs = ["/tmp/.oscam"]
+    /// The only program the agent ever runs through sudo, and sudo itself: absolute paths, as the
+    /// installer resolved them and wrote them into the sudoers rule.
+    var sudo = "/usr/bin/sudo"
+    var systemctl = "/usr/bin/systemctl"
 
     /// A problem in the agent's config, `path:line: message`.
     struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
@@ -36,7 +40,7 @@ struct AgentConfig: Sendable, Equatable {
     }
 
     enum Kind {
-        case string, path, paths, bool, url, pin, level, bytes
+        case string, path, paths, bool, url, pin, level, bytes, program
     }
 
     static let keys: [String: [String: Kind]] = [
@@ -45,6 +49,7 @@ struct AgentConfig: Sendable, Equatable {
                   "install_token_file": .path, "log_level": .level, "spool_max_bytes": .bytes],
         "discovery": ["auto": .bool, "config_dirs": .paths, "proc_root": .path, "systemd_dirs": .paths,
                       "version_dirs": .paths],
+        "service": ["sudo": .program, "systemctl": .program],
     ]
 
     /// Parses the text of `path`; every problem is returned, not just the first.
@@ -72,7 +77,7 @@ struct AgentConfig: Sendable, Equatable {
                 }
                 let name = String(line.dropFirst().dropLast()).trimmed
                 guard keys[name] != nil else {
-                    fail("unknown section [\(name)]; known: [panel], [agent], [discovery]")
+                    fail("unknown section [\(name)]; known: [panel], [agent], [discovery], [service]")
                     section = nil
                     inUnknownSection = true
                     continue
@@ -92,7 +97,7 @@ struct AgentConfig: Sendable, Equatable {
                     // Already reported once, with the section's line.
                     continue
                 }
-                fail("'\(key)' is outside a section; put it under [panel], [agent] or [discovery]")
+                fail("'\(key)' is outside a section; put it under [panel], [agent], [discovery] or [service]")
                 continue
             }
             guard let kind = keys[section]?[key] else {
@@ -155,6 +160,12 @@ struct AgentConfig: Sendable, Equatable {
             guard let number = Int(value), number >= 65536, number <= 1 << 34 else {
                 return "'\(key)' must be a number of bytes from 65536 to 17179869184"
             }
+        case .program:
+            // Absolute and plain: sudoers matches the exact path, and no shell ever sees it.
+            guard value.hasPrefix("/"), !value.contains(" "), !value.contains("//"), !value.contains("/../"),
+                  !value.hasSuffix("/..") else {
+                return "'\(key)' must be an absolute path to the program, without spaces"
+            }
         case .string:
             break
         }
@@ -173,6 +184,8 @@ struct AgentConfig: Sendable, Equatable {
         case ("discovery", "proc_root"): procRoot = path ?? procRoot
         case ("discovery", "systemd_dirs"): systemdDirs = paths
         case ("discovery", "version_dirs"): versionDirs = paths
+        case ("service", "sudo"): sudo = value
+        case ("service", "systemctl"): systemctl = value
         default: return "unknown key '\(key)' in [\(section)]"
         }
         return nil

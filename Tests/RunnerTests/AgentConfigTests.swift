@@ -26,6 +26,16 @@ import TestSupport
         #expect(config.systemdDirs.isEmpty && !config.autoDiscovery && config.logLevel == "debug")
     }
 
+    @Test func serviceProgramsMustBeAbsoluteAndPlain() {
+        let good = AgentConfig.parse("[service]\nsudo = /usr/local/bin/sudo\nsystemctl = /bin/systemctl\n", path: "a.conf")
+        #expect(good.problems.isEmpty && good.config.sudo == "/usr/local/bin/sudo" && good.config.systemctl == "/bin/systemctl")
+        #expect(AgentConfig().sudo == "/usr/bin/sudo" && AgentConfig().systemctl == "/usr/bin/systemctl")
+        for bad in ["systemctl", "/usr/bin/systemctl --user", "/usr/../bin/sh", "./systemctl", ""] {
+            let parsed = AgentConfig.parse("[service]\nsystemctl = \(bad)\n", path: "a.conf")
+            #expect(parsed.problems.map(\.line) == [2], "accepted \(bad)")
+        }
+    }
+
     @Test func everyProblemNamesItsLineOnce() {
         let text = """
             [panel]
