@@ -11,6 +11,12 @@ public enum AtomicFile {
         public let operation: String
         public let errno: Int32
 
+        public init(path: String, operation: String, errno: Int32) {
+            self.path = path
+            self.operation = operation
+            self.errno = errno
+        }
+
         public var description: String {
             "\(path): \(operation) failed: \(String(cString: strerror(errno)))"
         }
@@ -73,5 +79,46 @@ public enum AtomicFile {
 
     static func basename(of path: String) -> String {
         path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? path
+    }
+}
+
+/// Rewrites an existing file's content inside the same inode, so its owner, group, mode, ACL and
+/// hard links stay exactly as they were — which a rename by an unprivileged writer cannot keep.
+/// It is not atomic by itself: callers journal the old and new content first and finish or undo
+/// an interrupted write on their next start. The space is reserved before the first byte is
+/// overwritten, so a full disk fails the write while the old content is still intact.
+public enum InPlaceFile {
+    public static func replaceContents(of path: String, with bytes: [UInt8]) throws(AtomicFile.Error) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            throw AtomicFile.Error(path: path, operation: "open for writing", errno: errno)
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw AtomicFile.Error(path: path, operation: "stat", errno: errno)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw AtomicFile.Error(path: path, operation: "open (not a regular file)", errno: EINVAL)
+        }
+        if bytes.count > Int(info.st_size) {
+            let result = posix_fallocate(fd, 0, off_t(bytes.count))
+            // Filesystems without fallocate report EOPNOTSUPP; the write then finds out itself.
+            if result != 0 && result != EOPNOTSUPP && result != EINVAL {
+                throw AtomicFile.Error(path: path, operation: "reserve space", errno: result)
+            }
+        }
+        if lseek(fd, 0, SEEK_SET) != 0 {
+            throw AtomicFile.Error(path: path, operation: "seek", errno: errno)
+        }
+        if let failure = AtomicFile.writeAll(fd, bytes, path: path) {
+            throw failure
+        }
+        if ftruncate(fd, off_t(bytes.count)) != 0 {
+            throw AtomicFile.Error(path: path, operation: "truncate", errno: errno)
+        }
+        if fsync(fd) != 0 {
+            throw AtomicFile.Error(path: path, operation: "fsync", errno: errno)
+        }
     }
 }

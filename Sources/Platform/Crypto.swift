@@ -30,6 +30,18 @@ public enum Crypto {
         return Array(digest.prefix(Int(length)))
     }
 
+    /// Lowercase hex MD5, only to recognise OScam's `usermd5` account ids in its API; never for
+    /// anything that needs a secure hash. EVP_Digest exists in OpenSSL 1.1.1 and 3.x alike.
+    public static func md5Hex(_ bytes: some Collection<UInt8>) -> String {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let input = Array(bytes)
+        input.withUnsafeBufferPointer { buffer in
+            _ = EVP_Digest(buffer.baseAddress, buffer.count, &digest, &length, EVP_md5(), nil)
+        }
+        return hex(digest.prefix(Int(length)))
+    }
+
     /// Cryptographically secure random bytes; nil only if libcrypto cannot seed itself.
     public static func randomBytes(_ count: Int) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: count)

@@ -27,6 +27,10 @@ final class Collection: Sendable {
     }
 
     var discoveryOptions: DiscoveryOptions {
+        Self.discoveryOptions(config)
+    }
+
+    static func discoveryOptions(_ config: AgentConfig) -> DiscoveryOptions {
         DiscoveryOptions(
             auto: config.autoDiscovery, procRoot: config.procRoot, systemdDirs: config.systemdDirs,
             versionDirs: config.versionDirs, extraConfigDirs: config.configDirs,
@@ -34,7 +38,11 @@ final class Collection: Sendable {
     }
 
     func discover() -> DiscoveryResult {
-        Discovery(options: discoveryOptions, pidfileSetting: Self.pidfileSetting).discover()
+        Self.discover(config)
+    }
+
+    static func discover(_ config: AgentConfig) -> DiscoveryResult {
+        Discovery(options: discoveryOptions(config), pidfileSetting: pidfileSetting).discover()
     }
 
     /// `[global] pidfile` of the oscam.conf in `configDir`, for discovery's pid-file choice.

@@ -33,6 +33,9 @@ final class Daemon: @unchecked Sendable {
     private let store: StateStore
     private let spool: SnapshotSpool
     private var client: PanelClient?
+    private var channel: CommandChannel?
+    /// 0: none; 1: a command changed something; 2: `resync` (send even if unchanged).
+    private let snapshotRequest = Atomic<Int>(0)
     private var collection: Collection
 
     private var heartbeatInterval: Double = 60
@@ -96,16 +99,36 @@ final class Daemon: @unchecked Sendable {
             return terminate.load(ordering: .relaxed) ? Exit.ok : Exit.config
         }
         state = registered
-        let signer = PanelSigner(serverID: state.serverID ?? "", secret: state.secret)
-        client = PanelClient(baseURL: setup.config.panelURL,
-                             transport: CurlTransport(cancelled: cancel, reuseConnections: true),
-                             tls: .verify(caFile: setup.config.caFile, pin: setup.config.pinSHA256), signer: signer,
-                             clockOffset: state.clockOffset, clock: unixNow)
+        client = makeClient()
+        startCommandChannel()
         notifier.send("READY=1")
         loop()
         notifier.send("STOPPING=1")
         logger.info("stopped", [("reason", "SIGTERM")])
         return Exit.ok
+    }
+
+    private func makeClient() -> PanelClient {
+        let signer = PanelSigner(serverID: state.serverID ?? "", secret: state.secret)
+        return PanelClient(baseURL: setup.config.panelURL, transport: CurlTransport(cancelled: cancel, reuseConnections: true),
+                           tls: .verify(caFile: setup.config.caFile, pin: setup.config.pinSHA256), signer: signer,
+                           clockOffset: state.clockOffset, clock: unixNow)
+    }
+
+    private func startCommandChannel() {
+        let config = setup.config
+        let channel = CommandChannel(CommandChannel.Dependencies(
+            config: config, pollClient: makeClient(), resultClient: makeClient(), logger: logger,
+            http: CurlTransport(cancelled: cancel), discover: { Collection.discover(config) },
+            procTable: LinuxProcTable(root: config.procRoot),
+            requestSnapshot: { [self] force in
+                let wanted = force ? 2 : 1
+                _ = snapshotRequest.max(wanted, ordering: .relaxed)
+                wake.signal()
+            },
+            isTerminating: { [self] in terminate.load(ordering: .relaxed) }))
+        self.channel = channel
+        channel.start()
     }
 
     // MARK: - Registration
@@ -149,8 +172,9 @@ final class Daemon: @unchecked Sendable {
                 reloadCollectors()
             }
             let time = Self.monotonic()
-            if time >= nextSnapshot {
-                snapshot()
+            let requested = snapshotRequest.exchange(0, ordering: .relaxed)
+            if time >= nextSnapshot || requested > 0 {
+                snapshot(force: requested == 2)
                 nextSnapshot = Self.monotonic() + snapshotInterval
             }
             if time >= nextFlush {
@@ -187,12 +211,13 @@ final class Daemon: @unchecked Sendable {
 
     // MARK: - Snapshots
 
-    /// Collects; spools a new snapshot when the content changed, at start, and at least hourly.
-    private func snapshot() {
+    /// Collects; spools a new snapshot when the content changed, at start, at least hourly, and
+    /// when forced (`resync`).
+    private func snapshot(force: Bool = false) {
         let probe = collection.collect(seq: 0, now: 0)
         instanceCounts = (probe.discovery.instances.count, probe.discovery.instances.filter { $0.state == .running }.count)
         let contentHash = probe.encoded.sha256
-        let due = lastContentHash != contentHash || Self.monotonic() - lastSnapshotAt >= Self.hourly
+        let due = force || lastContentHash != contentHash || Self.monotonic() - lastSnapshotAt >= Self.hourly
         guard due else {
             return
         }
@@ -306,6 +331,7 @@ final class Daemon: @unchecked Sendable {
         }
         state = next
         let counters = spool.counters()
+        let results = channel?.spoolCounts ?? (pending: 0, rejected: 0)
         let agent: JSONValue = .members([
             ("version", .string(AgentVersion.current)), ("started_at", .int(started)),
             ("uptime_s", .int(Int64(Self.monotonic() - startedMonotonic))),
@@ -315,8 +341,8 @@ final class Daemon: @unchecked Sendable {
         let instances: JSONValue = .members([("total", .int(Int64(instanceCounts.total))),
                                              ("running", .int(Int64(instanceCounts.running)))])
         let spooled: JSONValue = .members([
-            ("snapshots", .int(Int64(spool.entries().count))), ("results", .int(0)),
-            ("dropped", .int(counters.dropped)), ("rejected", .int(counters.rejected)),
+            ("snapshots", .int(Int64(spool.entries().count))), ("results", .int(Int64(results.pending))),
+            ("dropped", .int(counters.dropped)), ("rejected", .int(counters.rejected + results.rejected)),
         ])
         var last: JSONValue = .null
         if let acknowledged = lastAcknowledged {
@@ -342,6 +368,9 @@ final class Daemon: @unchecked Sendable {
                 // back-off that grew while it was away.
                 flushBackoff = Backoff()
                 nextFlush = Self.monotonic()
+            }
+            if case .bool(true)? = members["commands_pending"] {
+                channel?.commandsPending()
             }
             if case .int(let value)? = members["heartbeat_interval_s"] {
                 heartbeatInterval = Double(min(max(value, 1), 3600))

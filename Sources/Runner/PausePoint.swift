@@ -2,10 +2,11 @@
 import Glibc
 #endif
 
-/// Named points in the agent's life where a crash test can freeze it before sending SIGKILL, so
-/// that "killed right here" is exact rather than a race. Set `MYOSICAM_TEST_PAUSE_AT=<name>`; at
-/// that point the agent prints `paused at <name>` on stderr and waits for a signal that ends it.
-/// Without the variable this is one comparison; it never changes what the agent does otherwise.
+/// Named points in the agent's life where a crash test can freeze it, so that "killed right
+/// here" or "the WebIF died right here" is exact rather than a race. With
+/// `MYOSICAM_TEST_PAUSE_AT=<name>` the agent prints `paused at <name>` on stderr at that point
+/// and stops itself (SIGSTOP); the test then sends SIGKILL, or changes the world and sends
+/// SIGCONT. Without the variable this is one comparison and changes nothing.
 enum PausePoint {
     static let requested: String? = getenv("MYOSICAM_TEST_PAUSE_AT").map { String(cString: $0) }
 
@@ -15,9 +16,6 @@ enum PausePoint {
         }
         let line = Array("paused at \(name)\n".utf8)
         _ = line.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count) }
-        while true {
-            // Only a signal that ends the process gets past this.
-            _ = Glibc.pause()
-        }
+        raise(SIGSTOP)
     }
 }

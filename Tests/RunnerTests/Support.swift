@@ -285,9 +285,10 @@ final class DaemonStandIn {
     /// `body` throws.
     static func with<T>(
         label: String, port: ReservedPort, password: String, environment: [String: String] = [:],
-        _ body: (DaemonStandIn) async throws -> T
+        extraConf: String = "", webifExtra: String = "", _ body: (DaemonStandIn) async throws -> T
     ) async throws -> T {
-        let standIn = try DaemonStandIn(label: label, webifPort: port.port, password: password)
+        let standIn = try DaemonStandIn(label: label, webifPort: port.port, password: password, extraConf: extraConf,
+                                        webifExtra: webifExtra)
         do {
             port.release()
             try await standIn.start(environment: environment)
@@ -301,7 +302,7 @@ final class DaemonStandIn {
         }
     }
 
-    init(label: String, webifPort: Int, password: String) throws {
+    init(label: String, webifPort: Int, password: String, extraConf: String = "", webifExtra: String = "") throws {
         root = try TestEnvironment.makeTempDir(label)
         configDir = root + "/cfg/"
         tempDir = root + "/tmp"
@@ -312,12 +313,13 @@ final class DaemonStandIn {
             try TestEnvironment.write("""
                 [global]
                 logfile = \(logFile)
-
+                \(extraConf)
                 [webif]
                 httpport = \(webifPort)
                 httpuser = admin
                 httppwd = \(password)
                 httpallowed = 127.0.0.1
+                \(webifExtra)
 
                 """, to: configDir + "oscam.conf")
             try TestEnvironment.write("[account]\nuser = livetest\npwd = \(password)x\n", to: configDir + "oscam.user")

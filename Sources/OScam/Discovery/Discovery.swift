@@ -168,6 +168,14 @@ public struct DiscoveredInstance: Sendable, Equatable {
         let hex = String(hash, radix: 16)
         return "osc_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
+
+    /// Whether `id` has the shape `id(forConfigDir:)` produces, so a name from outside (the
+    /// panel) can be compared and logged without carrying anything else.
+    public static func isWellFormedID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        return bytes.count == 20 && id.hasPrefix("osc_")
+            && bytes[4...].allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
 }
 
 /// Something discovery could not read or make sense of. One line, safe to log: a path and a
@@ -360,7 +368,9 @@ struct DiscoveryRun {
         let processes = oscamProcesses(visiblePIDs)
         var scannedUnitNames: Set<String> = []
         var units: [DiscoveryUnit] = []
-        if options.auto && !options.systemdDirs.isEmpty {
+        // Scanned without `auto` too: a unit that runs a configured dir is how the agent may
+        // start and stop it; units for other dirs are dropped with the other candidates below.
+        if !options.systemdDirs.isEmpty {
             let scan = SystemdUnitScanner(directories: options.systemdDirs, fileSystem: fileSystem).scan()
             problems.formUnion(scan.problems)
             scannedUnitNames = Set(scan.units.map(\.name))
