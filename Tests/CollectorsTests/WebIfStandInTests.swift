@@ -7,8 +7,10 @@ import Platform
 import Testing
 
 /// The `webif` collector against the Python OScam stand-in on loopback, over real sockets and
-/// libcurl: one test per state the collector names.
-@Suite(.timeLimit(.minutes(1)))
+/// libcurl: one test per state the collector names. The limit is generous: alone a case takes a
+/// few seconds, but the whole suite runs in parallel with every other end-to-end test on CI's two
+/// cores, where starting Python servers has taken 50 s.
+@Suite(.timeLimit(.minutes(3)))
 struct WebIfStandInTests {
     static let password = "Standin-Pw-7781"
     static let version = "2.26.05-11961@5b6fa7ad"

@@ -186,6 +186,7 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
     static func channel(stateDir: String, instance: DiscoveredInstance, http: any HTTPTransport = ScriptedTransport([]))
         -> CommandChannel {
         var config = AgentConfig()
+        mkdir(stateDir, 0o700)
         config.stateDir = stateDir
         config.allowedActionsFile = stateDir + "/no-veto"
         let client = PanelClient(baseURL: "https://127.0.0.1:9", transport: ScriptedTransport([]), tls: .verify(caFile: nil, pin: nil),

@@ -21,7 +21,7 @@ struct CommandResult: Sendable, Equatable {
 
     var json: JSONValue {
         .members([("status", .string(status.rawValue)), ("started_at", .int(startedAt)),
-                  ("finished_at", .int(finishedAt)), ("message", .string(Self.oneLine(message))),
+                  ("finished_at", .int(finishedAt)), ("message", .string(message)),
                   ("details", .object(details))])
     }
 
@@ -29,7 +29,7 @@ struct CommandResult: Sendable, Equatable {
         self.status = status
         self.startedAt = startedAt
         self.finishedAt = finishedAt
-        self.message = message
+        self.message = Self.oneLine(message)
         self.details = details
     }
 
