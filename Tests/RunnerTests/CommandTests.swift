@@ -298,7 +298,38 @@ import TestSupport
         }
     }
 
+    @Test func withoutAWebIfTheFileIsWrittenAndARestartIsNeeded() async throws {
+        // A later `httpport` wins (last duplicate key): this OScam runs without a WebIF.
+        try await Self.with(label: "cmd-nowebif", webifExtra: "httpport = 0\n") { rig in
+            try rig.startAgent()
+            let id = try rig.queue(Self.apply(rig, [["op": "delete_account", "user": "bob"]]))
+            let result = try rig.result(id)
+            #expect(result["status"] as? String == "succeeded", "\(result)")
+            let details = try #require(result["details"] as? [String: Any])
+            #expect(details["reload"] as? String == "none" && details["restart_required"] as? Bool == true)
+            #expect((result["message"] as? String ?? "").contains("no WebIF"))
+        }
+    }
+
     // MARK: - Crashes and failures
+
+    @Test func aKillAfterOScamTookConfKeysLiveRollsTheFileBack() async throws {
+        try await Self.with(label: "cmd-kill-conf", extraConf: "# keep me\nclienttimeout = 4000\n") { rig in
+            let before = try #require(readBytes(rig.confPath))
+            try rig.startAgent(environment: ["MYOSICAM_TEST_PAUSE_AT": "apply:live-applied"])
+            let id = try rig.queue(Self.apply(rig, file: "oscam.conf",
+                                              [["op": "set", "section": "global", "key": "clienttimeout", "value": "4700"]]))
+            let pid = try #require(rig.agent?.process.processIdentifier)
+            #expect(DaemonTests.waitFor(30) { Self.isStopped(pid) })
+            #expect(!TestEnvironment.read(rig.confPath).contains("# keep me"), "OScam rewrote the file")
+            kill(pid, SIGKILL)
+            _ = rig.stop()
+            try rig.startAgent()
+            let result = try rig.result(id)
+            #expect(result["status"] as? String == "failed")
+            #expect(readBytes(rig.confPath) == before, "the operator's file is back, comments and all")
+        }
+    }
 
     @Test(arguments: ["apply:journaled", "apply:written", "apply:reloaded"])
     func aKillAtAnyPointOfAnApplyLeavesTheOldFileAndOneResult(_ point: String) async throws {

@@ -292,7 +292,11 @@ final class DaemonStandIn {
         do {
             port.release()
             try await standIn.start(environment: environment)
-            try await standIn.waitUntilListening(port: port.port)
+            if webifExtra.contains("httpport = 0") {
+                try await standIn.waitForPIDFile()
+            } else {
+                try await standIn.waitUntilListening(port: port.port)
+            }
             let result = try await body(standIn)
             await standIn.cleanUp()
             return result
@@ -368,6 +372,19 @@ final class DaemonStandIn {
             return
         }
         throw E2EError("stand-in not listening on \(port) after \(timeout) s; log:\n\(TestEnvironment.read(logFile))")
+    }
+
+    /// For an instance without a WebIF: waits until the worker wrote its pid file.
+    func waitForPIDFile(timeout: Double = 40) async throws {
+        let clock = ContinuousClock()
+        let end = clock.now + .milliseconds(Int(timeout * 1000))
+        while clock.now < end {
+            if workerPID != nil {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw E2EError("stand-in wrote no pid file after \(timeout) s; log:\n\(TestEnvironment.read(logFile))")
     }
 
     /// The worker's pid, from the pid file.

@@ -196,6 +196,7 @@ struct ConfigApplier: Sendable {
             applied += changes.filter { group.names.contains($0.name) }
             outcome.appliedKeys += group.names
         }
+        PausePoint.reach("apply:live-applied")
         // OScam has rewritten the file from memory. Keep what only its rewrite has, unless this
         // command removed it.
         var merged = new
