@@ -4,7 +4,7 @@ SWIFT ?= swift
 BIN := .build/debug/myosicam-agent
 EXAMPLE_CONF := config/example/agent.conf
 
-.PHONY: deps build dry-run inspect demo test bench bench-daemon clean
+.PHONY: deps build dry-run inspect demo test bench bench-daemon clean release release-check
 
 # Installs the system libraries the build links against, only when they are missing.
 deps:
@@ -26,6 +26,7 @@ test: deps
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
 	python3 -m unittest discover -s tools -p 'test_*.py' -t tools
+	MYOSICAM_AGENT_BIN=$(BIN) python3 -m unittest discover -s packaging -p 'test_*.py' -t packaging
 
 # The development panel, the example tree and the agent on loopback (DEMO_SECONDS=30).
 demo: build
@@ -37,6 +38,18 @@ bench: deps
 # The daemon's steady state against the development panel: 10 minutes at a 1 s heartbeat.
 bench-daemon: deps
 	./bench/daemon
+
+# A stripped binary with the Swift runtime linked in, SHA256SUMS and a .deb, in dist/
+# (docs/install.md). Its own build dir, so the debug build and benchmarks are not rebuilt.
+RELEASE_SCRATCH ?= .build-release
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product myosicam-agent --scratch-path $(RELEASE_SCRATCH)
+	./packaging/build-release $(RELEASE_SCRATCH)/release/myosicam-agent dist
+
+# CI: builds the release and checks it: highest GLIBC/GLIBCXX against docs/install.md, the
+# Swift runtime linked in, stripped, checksums, the .deb's contents.
+release-check: release
+	./packaging/check-release dist
 
 clean:
 	rm -rf .build
