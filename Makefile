@@ -4,7 +4,7 @@ SWIFT ?= swift
 BIN := .build/debug/myosicam-agent
 EXAMPLE_CONF := config/example/agent.conf
 
-.PHONY: deps build dry-run inspect demo test bench bench-daemon clean release release-check
+.PHONY: deps build dry-run inspect demo test bench bench-daemon bench-commands reliability clean release release-check
 
 # Installs the system libraries the build links against, only when they are missing.
 deps:
@@ -38,6 +38,16 @@ bench: deps
 # The daemon's steady state against the development panel: 10 minutes at a 1 s heartbeat.
 bench-daemon: deps
 	./bench/daemon
+
+# apply_config latency, panel queue to result, over 100 commands (median, p99).
+bench-commands: deps
+	swift build -c release --product myosicam-agent >/dev/null
+	python3 bench/commands.py "$$(swift build -c release --show-bin-path)/myosicam-agent" 100
+
+# The reliability and security suite (docs/reliability.md): MODE=short (CI) or MODE=long.
+MODE ?= short
+reliability: deps build
+	./reliability/run $(MODE)
 
 # A stripped binary with the Swift runtime linked in, SHA256SUMS and a .deb, in dist/
 # (docs/install.md). Its own build dir, so the debug build and benchmarks are not rebuilt.
