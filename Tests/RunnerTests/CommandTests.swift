@@ -135,6 +135,7 @@ import TestSupport
                     """, to: dir + "/units/oscam-cmdtest.service")
                 systemdDirs = dir + "/units"
             }
+            try TestEnvironment.write("instances\naccounts\nruntime\n", to: dir + "/collectors.conf")
             if let allowedActions {
                 try TestEnvironment.write(allowedActions, to: dir + "/allowed-actions")
                 chmod(dir + "/allowed-actions", 0o644)
@@ -147,6 +148,7 @@ import TestSupport
                 state_dir = \(config.stateDir)
                 install_token_file = \(config.installTokenFile)
                 allowed_actions_file = \(dir)/allowed-actions
+                collectors_file = \(dir)/collectors.conf
                 log_level = debug
                 [discovery]
                 auto = no
@@ -212,6 +214,12 @@ import TestSupport
                 #expect(try rig.loadedAccounts() == Set(names.map(WebIfActions.userID)), "OScam has the new accounts")
             }
             #expect(String(decoding: current, as: UTF8.self).contains("# bob is a reseller"))
+            // A snapshot follows the change, so the panel sees the new hash at once.
+            let hash = Crypto.sha256Hex(current)
+            #expect(try DaemonTests.waitFor(15) {
+                let raw = try rig.panel.admin(["snapshots", rig.server, "--raw", "--latest"])
+                return raw.contains(hash)
+            }, "the latest snapshot carries the new oscam.user hash")
             var after = stat()
             stat(rig.userPath, &after)
             #expect(after.st_ino == info.st_ino && after.st_uid == info.st_uid && after.st_mode & 0o7777 == 0o640)
@@ -416,6 +424,7 @@ import TestSupport
             #expect(restartResult["status"] as? String == "succeeded", "\(restartResult)")
             let details = try #require(restartResult["details"] as? [String: Any])
             #expect(details["state"] as? String == "running" && details["pid"] as? Int == Int(rig.standIn.workerPID ?? 0))
+            #expect(details["webif"] as? String == "up")
             let stop = try rig.queue(["type": "service", "instance": rig.instanceID, "action": "stop"])
             let stopResult = try rig.result(stop)
             // The fake sudo stops nothing: the agent sees OScam still (or again) running and says so.

@@ -153,6 +153,19 @@ struct ServiceControl: Sendable {
                 }
             }
         }
+        if state == .running, let seen, seen.state == .running {
+            // A restarted OScam is only back for the panel once its WebIF answers again.
+            let settings = ConfigApplier.readConf(seen)?.webif().value ?? .defaultsWithoutConf
+            if settings.enabled {
+                let webif = WebIfActions(settings: settings, http: http, timeout: 2)
+                var answered = (try? webif.status()) != nil
+                while !answered && Daemon.monotonic() < deadline {
+                    usleep(250_000)
+                    answered = (try? webif.status()) != nil
+                }
+                result.details["webif"] = .string(answered ? "up" : "down")
+            }
+        }
         result.details["state"] = .string(seen.map { $0.state.rawValue } ?? "unknown")
         result.details["pid"] = .int(seen?.workerPID.map(Int64.init))
         if let pid = seen?.workerPID, seen?.state == .running, let process = procTable.process(pid),
