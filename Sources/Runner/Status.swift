@@ -81,6 +81,13 @@ enum Status {
         let counters = spool.counters()
         text += "heartbeats sent: \(state.heartbeatSeq); snapshots taken: \(state.snapshotSeq)\n"
         text += "spool: \(spool.entries().count) waiting, \(counters.dropped) dropped, \(counters.rejected) rejected\n"
+        let commands = CommandStore(stateDir: setup.config.stateDir).all()
+        let waiting = commands.filter { $0.phase == .done && !$0.reported }.count
+        text += "commands: \(commands.count) recorded, \(waiting) results waiting for the panel\n"
+        for record in commands.sorted(by: { ($0.startedAt, $0.id) > ($1.startedAt, $1.id) }).prefix(5) {
+            let outcome = record.result.map { "\($0.status.rawValue): \($0.message)" } ?? "running"
+            text += "  \(record.id) \(record.type) at \(record.startedAt): \(outcome)\n"
+        }
         var offset = state.clockOffset
         if let bytes = Files.read(setup.config.stateDir + "/" + StatusBoard.fileName, limit: 1 << 20),
            case .object(let board)? = try? StrictJSON.parse(bytes) {

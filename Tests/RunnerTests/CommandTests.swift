@@ -379,6 +379,10 @@ import TestSupport
             #expect(result["status"] as? String == "succeeded", "the recorded result, not a rollback")
             #expect(readBytes(rig.userPath) == written)
             #expect(listDirectory(rig.dir + "/state/backup/" + rig.instanceID).count == 1, "executed once")
+            let status = Capture()
+            #expect(Agent.main(arguments: ["status", "--config", rig.conf], output: status.output) == 0)
+            #expect(status.stdout.contains("\(id) apply_config at"), "\(status.stdout)")
+            #expect(status.stdout.contains("succeeded: oscam.user written and loaded by OScam"))
         }
     }
 
