@@ -457,12 +457,16 @@ while IFS="	" read -r name dir tmp pid unit; do
     fi
     note "instance $name: config dir $dir"
     plan r-x "$dir"
+    # The sandbox opens the whole dir, not single files: a file bind-mounted into the agent's
+    # namespace keeps pointing at its old inode after an editor or a package replaces it by
+    # rename. What the agent may actually write is still decided by the ACLs above.
+    printf '%s\n' "$dir" >>"$TMP/rwpaths"
     for f in "$dir"/*; do
         if [ ! -f "$f" ] || [ -L "$f" ]; then continue; fi
         case ${f##*/} in
             # OScam's WebIF certificate sits in one file with its private key: never read.
             *.pem | *.key) continue ;;
-            oscam.user | oscam.conf) plan rw- "$f"; printf '%s\n' "$f" >>"$TMP/rwpaths" ;;
+            oscam.user | oscam.conf) plan rw- "$f" ;;
             *)
                 if safe_path "$f"; then
                     plan r-- "$f"
@@ -542,7 +546,8 @@ for p in "$ROOT$RECORD_DIR"/acl/*.path; do
     grep -qxF "$h" "$TMP/granted" || acl_revoke "$h"
 done
 
-# The agent may write only the OScam files it edits and its backup dirs, also inside the sandbox.
+# Inside the sandbox the OScam config dirs stay writable (the ACLs limit the agent to oscam.user and
+# oscam.conf there), and so do its backup dirs.
 {
     echo "# Written by myosicam-agent's installer: the OScam files the agent may write (ProtectSystem=strict"
     echo "# makes everything else read-only). Rerun the installer to update it."

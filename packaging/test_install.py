@@ -125,8 +125,7 @@ class UnitTest(unittest.TestCase):
             dropin = unit + ".d"
             os.mkdir(dropin)
             with open(os.path.join(dropin, "oscam-paths.conf"), "w") as handle:
-                handle.write("[Service]\nReadWritePaths=-/etc/oscam/oscam.user\n"
-                             "ReadWritePaths=-/etc/oscam/oscam.conf\n")
+                handle.write("[Service]\nReadWritePaths=-/etc/oscam\n")
             verify = run(["systemd-analyze", "verify", unit])
             self.assertEqual((verify.returncode, verify.stdout + verify.stderr), (0, ""))
             security = run(["systemd-analyze", "security", "--offline=true", unit])
@@ -411,8 +410,7 @@ class RealInstallTest(unittest.TestCase):
         with open("/etc/systemd/system/myosicam-agent.service.d/oscam-paths.conf") as handle:
             writable = sorted(line.split("=", 1)[1] for line in handle.read().splitlines()
                               if line.startswith("ReadWritePaths="))
-        self.assertEqual(writable, sorted("-" + os.path.join(fake.config, name)
-                                          for name in ("oscam.conf", "oscam.user", "myosicam-backup")))
+        self.assertEqual(writable, sorted(["-" + fake.config.rstrip("/"), "-" + os.path.join(fake.config, "myosicam-backup")]))
 
     def check_the_agent_reads_what_it_needs_and_nothing_else(self):
         fake = self.fake
