@@ -4,7 +4,7 @@ SWIFT ?= swift
 BIN := .build/debug/myosicam-agent
 EXAMPLE_CONF := config/example/agent.conf
 
-.PHONY: deps build dry-run inspect demo test bench bench-daemon bench-commands reliability clean release release-check
+.PHONY: deps build dry-run inspect demo test bench bench-daemon bench-commands bench-peers reliability clean release release-check
 
 # Installs the system libraries the build links against, only when they are missing.
 deps:
@@ -43,6 +43,16 @@ bench-daemon: deps
 bench-commands: deps
 	swift build -c release --product myosicam-agent >/dev/null
 	python3 bench/commands.py "$$(swift build -c release --show-bin-path)/myosicam-agent" 100
+
+# Footprint against prometheus-node-exporter and collectd (Debian's packages, installed here when
+# missing) in the same run: RSS, CPU per hour, start-up, bytes on the wire. PEERS_SECONDS=900.
+PEERS_SECONDS ?= 900
+bench-peers: deps
+	@command -v prometheus-node-exporter >/dev/null && command -v collectd >/dev/null \
+	    || { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends prometheus-node-exporter collectd; }
+	swift build -c release --product myosicam-agent >/dev/null
+	mkdir -p bench/out
+	python3 bench/peers.py "$$(swift build -c release --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) | tee bench/out/peers.md
 
 # The reliability and security suite (docs/reliability.md): MODE=short (CI) or MODE=long.
 MODE ?= short

@@ -27,7 +27,9 @@ final class CommandChannel: Sendable {
         let isTerminating: @Sendable () -> Bool
     }
 
-    static let pollWait: Int64 = 25
+    /// The longest the panel holds a poll (PANEL-API: min(wait_s, 30)): fewer requests an hour on
+    /// an idle server (the wire budget is 100 KB per hour).
+    static let pollWait: Int64 = 30
 
     private let deps: Dependencies
     let store: CommandStore
