@@ -36,6 +36,8 @@ final class Daemon: @unchecked Sendable {
     private var channel: CommandChannel?
     /// 0: none; 1: a command changed something; 2: `resync` (send even if unchanged).
     private let snapshotRequest = Atomic<Int>(0)
+    /// `state.status == .revoked`, readable from the command channel's threads.
+    private let revokedFlag = Atomic<Bool>(false)
     private var collection: Collection
 
     private var heartbeatInterval: Double = 60
@@ -99,6 +101,7 @@ final class Daemon: @unchecked Sendable {
             return terminate.load(ordering: .relaxed) ? Exit.ok : Exit.config
         }
         state = registered
+        revokedFlag.store(state.status == .revoked, ordering: .relaxed)
         client = makeClient()
         startCommandChannel()
         notifier.send("READY=1")
@@ -126,7 +129,8 @@ final class Daemon: @unchecked Sendable {
                 _ = snapshotRequest.max(wanted, ordering: .relaxed)
                 wake.signal()
             },
-            isTerminating: { [self] in terminate.load(ordering: .relaxed) }))
+            isTerminating: { [self] in terminate.load(ordering: .relaxed) },
+            isRevoked: { [self] in revokedFlag.load(ordering: .relaxed) }))
         self.channel = channel
         channel.start()
     }
@@ -428,6 +432,7 @@ final class Daemon: @unchecked Sendable {
             next.status = .registered
             try? store.save(next)
             state = next
+            revokedFlag.store(false, ordering: .relaxed)
             logger.info("the panel accepts this agent again; revocation cleared")
         }
     }
@@ -441,6 +446,7 @@ final class Daemon: @unchecked Sendable {
         next.status = .revoked
         try? store.save(next)
         state = next
+        revokedFlag.store(true, ordering: .relaxed)
         logger.error("the panel no longer knows this server (10 unsigned rejections over 10 minutes): marked "
             + "revoked; retrying every 15 minutes. Re-install with a new token if the server was removed "
             + "from the panel")

@@ -195,7 +195,7 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
         return CommandChannel(CommandChannel.Dependencies(
             config: config, pollClient: client, resultClient: client, logger: Logger(level: .debug, output: MemoryLogOutput()),
             http: http, discover: { DiscoveryResult(instances: [instance]) }, procTable: LinuxProcTable(root: "/proc"),
-            requestSnapshot: { _ in }, isTerminating: { true }))
+            requestSnapshot: { _ in }, isTerminating: { true }, isRevoked: { false }))
     }
 
     @Test func recordsRoundTripAndOnlyUnansweredOnesAreResent() throws {

@@ -25,6 +25,8 @@ final class CommandChannel: Sendable {
         /// Ask the daemon for a snapshot now; `force` sends one even if nothing changed.
         let requestSnapshot: @Sendable (_ force: Bool) -> Void
         let isTerminating: @Sendable () -> Bool
+        /// Revoked (PANEL-API "Revocation"): every channel retries only every 15 minutes.
+        let isRevoked: @Sendable () -> Bool
     }
 
     /// The longest the panel holds a poll (PANEL-API: min(wait_s, 30)): fewer requests an hour on
@@ -97,7 +99,7 @@ final class CommandChannel: Sendable {
                       case .array(let commands)? = fields["commands"] else {
                     report("poll", "failing", .warning, "command poll failed",
                            [("error", "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))])
-                    wait(pollWake, backoff.next())
+                    wait(pollWake, retryDelay(&backoff))
                     continue
                 }
                 backoff = Backoff()
@@ -107,9 +109,13 @@ final class CommandChannel: Sendable {
                 }
             } catch {
                 report("poll", "failing", .warning, "command poll failed", [("error", error.description)])
-                wait(pollWake, backoff.next())
+                wait(pollWake, retryDelay(&backoff))
             }
         }
+    }
+
+    private func retryDelay(_ backoff: inout Backoff) -> Double {
+        deps.isRevoked() ? Daemon.revokedRetry : backoff.next()
     }
 
     private func wait(_ semaphore: DispatchSemaphore, _ seconds: Double) {
@@ -297,7 +303,7 @@ final class CommandChannel: Sendable {
                 case .retry(let message):
                     report("results", "failing", .warning, "a command result could not be delivered; it is kept",
                            [("error", message)])
-                    delay = backoff.next()
+                    delay = retryDelay(&backoff)
                 }
                 break
             }
