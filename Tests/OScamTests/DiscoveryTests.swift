@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 @testable import OScam
 
@@ -397,6 +398,37 @@ struct DiscoveryMachine {
                 procRoot: machine.tree.at("no-proc"), systemdDirs: [], versionDirs: [],
                 extraConfigDirs: [machine.config], defaultConfigDirs: []))
         #expect(unreadable.discover().instances.first?.state == .unknown)
+    }
+
+    /// `/tmp/.oscam` can be created by any local user: a version file they plant must not make
+    /// the agent report (and later read or edit) a tree of their choice.
+    @Test func aVersionFileFromAnotherUserIsIgnored() throws {
+        guard getuid() == 0 else {
+            return  // other owners can only be arranged as root; CI runs as root
+        }
+        let root = try TestEnvironment.makeTempDir("planted")
+        defer { TestEnvironment.removeTree(root) }
+        let config = root + "/cfg/"
+        let temp = root + "/tmp"
+        mkdir(config, 0o755)
+        mkdir(temp, 0o1777)
+        mkdir(root + "/proc", 0o755)
+        try TestEnvironment.write("[global]\n", to: config + "oscam.conf")
+        try TestEnvironment.write("Version: 2.26.05-11961@5b6fa7ad\nPID: 4242\nConfigDir: \(config)\nWebifPort: 0\n",
+                                  to: temp + "/oscam.version")
+        func found() -> (dirs: [String], problems: [String]) {
+            let result = Discovery(options: DiscoveryOptions(
+                procRoot: root + "/proc", systemdDirs: [], versionDirs: [temp], extraConfigDirs: [],
+                defaultConfigDirs: [])).discover()
+            return (result.instances.map(\.configDir), result.problems.map(\.description))
+        }
+        #expect(found().dirs == [config], "root's version file is believed")
+        chown(temp + "/oscam.version", 65534, 65534)
+        let planted = found()
+        #expect(planted.dirs.isEmpty)
+        #expect(planted.problems.contains { $0.contains("ignored: owned by uid 65534") })
+        chown(config, 65534, 65534)
+        #expect(found().dirs == [config], "the owner of the config dir may write its version file")
     }
 
     @Test func cgroupUnitNamesTheInstanceOnlyWhenItIsOScams() throws {

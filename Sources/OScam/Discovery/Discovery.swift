@@ -385,7 +385,9 @@ struct DiscoveryRun {
         }
         var versionFiles: [DiscoveryVersionFile] = []
         for dir in versionDirs {
-            if let versionFile = readVersionFile(in: dir) { versionFiles.append(versionFile) }
+            if let versionFile = readVersionFile(in: dir, oscamPIDs: Set(processes.map(\.process.pid))) {
+                versionFiles.append(versionFile)
+            }
         }
         var versionByDir: [String: DiscoveryVersionFile] = [:]
         for versionFile in versionFiles where versionByDir[versionFile.directory] == nil {
@@ -526,7 +528,7 @@ struct DiscoveryRun {
             pidFile: arguments.pidFile.flatMap { DiscoveryPath.normalize($0, relativeTo: base) })
     }
 
-    private mutating func readVersionFile(in directory: String) -> DiscoveryVersionFile? {
+    private mutating func readVersionFile(in directory: String, oscamPIDs: Set<Int32>) -> DiscoveryVersionFile? {
         let path = DiscoveryPath.join(directory, "oscam.version")
         let text: String
         do {
@@ -539,6 +541,20 @@ struct DiscoveryRun {
         let configDir = file.configDir.flatMap { DiscoveryPath.directory($0, relativeTo: "/") }
         if configDir == nil {
             problems.insert(DiscoveryProblem(path: path, message: "version file names no absolute ConfigDir"))
+        }
+        // /tmp/.oscam is writable by anyone who creates it first: a version file is believed only
+        // from root, from the user running the OScam process it names, or from the owner of its
+        // config dir. Otherwise any local user could make the agent report a tree of their choice.
+        if let owner = fileSystem.ownerUID(path), owner != 0 {
+            let runner = file.pid.flatMap { pid in
+                oscamPIDs.contains(pid) ? fileSystem.ownerUID(DiscoveryPath.join(options.procRoot, String(pid))) : nil
+            }
+            let dirOwner = configDir.flatMap { fileSystem.ownerUID($0) }
+            guard owner == runner || owner == dirOwner else {
+                problems.insert(DiscoveryProblem(path: path, message: "ignored: owned by uid \(owner), which neither runs "
+                    + "the OScam it names nor owns its config dir"))
+                return nil
+            }
         }
         return DiscoveryVersionFile(path: path, directory: directory, file: file, configDir: configDir)
     }

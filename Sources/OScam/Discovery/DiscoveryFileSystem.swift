@@ -82,9 +82,16 @@ public protocol DiscoveryFileSystem: Sendable {
     func readLink(_ path: String) -> String?
     /// Whether anything exists at `path` (following symlinks); `false` when it cannot be determined.
     func fileExists(_ path: String) -> Bool
+    /// The owner's uid of `path` (not following a final symlink), or `nil` when unknown.
+    func ownerUID(_ path: String) -> UInt32?
 }
 
 extension DiscoveryFileSystem {
+    /// Fakes that do not model owners know none.
+    public func ownerUID(_ path: String) -> UInt32? {
+        nil
+    }
+
     /// The default read limit: far above any file discovery reads (version files, unit files,
     /// `/proc` entries), small enough that a planted huge file cannot exhaust memory.
     public static var defaultReadLimit: Int { 1 << 20 }
@@ -171,5 +178,11 @@ public struct RealFileSystem: DiscoveryFileSystem {
     public func fileExists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0
+    }
+
+    /// The owner of `path`; see ``DiscoveryFileSystem/ownerUID(_:)``.
+    public func ownerUID(_ path: String) -> UInt32? {
+        var info = stat()
+        return lstat(path, &info) == 0 ? info.st_uid : nil
     }
 }
