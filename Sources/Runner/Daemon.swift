@@ -139,6 +139,8 @@ final class Daemon: @unchecked Sendable {
         while !terminate.load(ordering: .relaxed) {
             do {
                 if let existing = try store.load(), existing.status != .pending {
+                    // A crash between saving the registration and deleting the token left it.
+                    Register.discardSpentToken(setup.config)
                     return existing
                 }
             } catch {
