@@ -122,10 +122,3 @@ final class Collection: Sendable {
 enum AgentVersion {
     static let current = "0.1.0"
 }
-
-/// The current wall-clock time in Unix seconds.
-func unixNow() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec)
-}

@@ -24,6 +24,8 @@ final class Daemon: @unchecked Sendable {
     private let cancel = CancelFlag()
     private let terminate = Atomic<Bool>(false)
     private let reload = Atomic<Bool>(false)
+    /// `state.status == .revoked`, for the command channel's threads.
+    private let revoked = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private var signalSources: [DispatchSourceSignal] = []
     private let started = unixNow()
@@ -95,10 +97,15 @@ final class Daemon: @unchecked Sendable {
         installSignals()
         logger.info("starting", [("version", AgentVersion.current), ("panel", setup.config.panelURL),
                                  ("collectors", setup.enabled.joined(separator: ","))])
+        if AgentClock.testFile != nil {
+            logger.warning("MYOSICAM_TEST_CLOCK_FILE is set: the agent's clocks follow a test file; never set it in "
+                + "production")
+        }
         guard let registered = registerUntilDone() else {
             return terminate.load(ordering: .relaxed) ? Exit.ok : Exit.config
         }
         state = registered
+        revoked.store(state.status == .revoked, ordering: .relaxed)
         client = makeClient()
         startCommandChannel()
         notifier.send("READY=1")
@@ -126,7 +133,8 @@ final class Daemon: @unchecked Sendable {
                 _ = snapshotRequest.max(wanted, ordering: .relaxed)
                 wake.signal()
             },
-            isTerminating: { [self] in terminate.load(ordering: .relaxed) }))
+            isTerminating: { [self] in terminate.load(ordering: .relaxed) },
+            isRevoked: { [self] in revoked.load(ordering: .relaxed) }))
         self.channel = channel
         channel.start()
     }
@@ -196,7 +204,7 @@ final class Daemon: @unchecked Sendable {
         guard !terminate.load(ordering: .relaxed) else {
             return
         }
-        _ = wake.wait(timeout: .now() + seconds)
+        _ = AgentClock.wait(wake, seconds: seconds)
     }
 
     private func reloadCollectors() {
@@ -430,6 +438,8 @@ final class Daemon: @unchecked Sendable {
             next.status = .registered
             try? store.save(next)
             state = next
+            revoked.store(false, ordering: .relaxed)
+            channel?.wake()
             logger.info("the panel accepts this agent again; revocation cleared")
         }
     }
@@ -443,6 +453,7 @@ final class Daemon: @unchecked Sendable {
         next.status = .revoked
         try? store.save(next)
         state = next
+        revoked.store(true, ordering: .relaxed)
         logger.error("the panel no longer knows this server (10 unsigned rejections over 10 minutes): marked "
             + "revoked; retrying every 15 minutes. Re-install with a new token if the server was removed "
             + "from the panel")
@@ -489,9 +500,7 @@ final class Daemon: @unchecked Sendable {
     }
 
     static func monotonic() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        AgentClock.monotonic()
     }
 }
 

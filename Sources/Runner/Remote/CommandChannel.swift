@@ -25,6 +25,8 @@ final class CommandChannel: Sendable {
         /// Ask the daemon for a snapshot now; `force` sends one even if nothing changed.
         let requestSnapshot: @Sendable (_ force: Bool) -> Void
         let isTerminating: @Sendable () -> Bool
+        /// The agent is marked revoked: failing requests are retried only every 15 minutes.
+        var isRevoked: @Sendable () -> Bool = { false }
     }
 
     static let pollWait: Int64 = 25
@@ -77,8 +79,8 @@ final class CommandChannel: Sendable {
         pollWake.signal()
     }
 
-    /// SIGTERM: let both loops see it.
-    func stop() {
+    /// The end of a revocation: both loops try again now rather than in 15 minutes.
+    func wake() {
         pollWake.signal()
         resultWake.signal()
     }
@@ -95,7 +97,7 @@ final class CommandChannel: Sendable {
                       case .array(let commands)? = fields["commands"] else {
                     report("poll", "failing", .warning, "command poll failed",
                            [("error", "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))])
-                    wait(pollWake, backoff.next())
+                    wait(pollWake, retryDelay(&backoff))
                     continue
                 }
                 backoff = Backoff()
@@ -105,7 +107,7 @@ final class CommandChannel: Sendable {
                 }
             } catch {
                 report("poll", "failing", .warning, "command poll failed", [("error", error.description)])
-                wait(pollWake, backoff.next())
+                wait(pollWake, retryDelay(&backoff))
             }
         }
     }
@@ -114,7 +116,13 @@ final class CommandChannel: Sendable {
         guard !deps.isTerminating() else {
             return
         }
-        _ = semaphore.wait(timeout: .now() + seconds)
+        _ = AgentClock.wait(semaphore, seconds: seconds)
+    }
+
+    /// The next back-off, or PANEL-API's 15 minutes while the agent is marked revoked.
+    private func retryDelay(_ backoff: inout Backoff) -> Double {
+        let delay = backoff.next()
+        return deps.isRevoked() ? Daemon.revokedRetry : delay
     }
 
     /// One delivered command: answered from the store if seen before, else checked and run.
@@ -295,7 +303,7 @@ final class CommandChannel: Sendable {
                 case .retry(let message):
                     report("results", "failing", .warning, "a command result could not be delivered; it is kept",
                            [("error", message)])
-                    delay = backoff.next()
+                    delay = retryDelay(&backoff)
                 }
                 break
             }
