@@ -314,6 +314,32 @@ import TestSupport
         #expect(stopped.stderr.contains("MYOSICAM_TEST_CLOCK_FILE is set"), "the test clock never goes unnoticed")
     }
 
+    /// A signed `200` whose body is not the contract's JSON object (fault `garbage`: the panel did
+    /// not process the result) is not an acknowledgement: the result is sent again, and reaches
+    /// the panel without relying on the panel to deliver the command again.
+    @Test(arguments: ["garbage", "invalid-json", "invalid-utf8"])
+    func aResultAnsweredWithoutItsJSONIsSentAgain(_ fault: String) throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--redeliver-after", "600"])
+        let (conf, _) = try Self.agentConf(panel, tree: try Self.tree())
+        let agent = try Running(["run", "--config", conf, "--allow-root"],
+                                environment: ["MYOSICAM_TEST_PAUSE_AT": "command:recorded"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        try panel.admin(["command", id, "{\"id\":\"cmd_garbage_ack\",\"type\":\"resync\"}"])
+        let pid = agent.process.processIdentifier
+        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the result is recorded, not yet sent")
+        try panel.admin(["fault", fault])
+        kill(pid, SIGCONT)
+        #expect(try Self.waitFor(10) {
+            try panel.admin(["requests", "--server", id]).contains("/commands/cmd_garbage_ack/result")
+        }, "the result was sent under the fault")
+        try panel.admin(["fault", "none"])
+        #expect(try Self.waitFor(15) { try panel.admin(["results", id]).contains("cmd_garbage_ack") },
+                "the result reaches the panel once it answers properly")
+        _ = agent.terminate()
+    }
+
     static func rssMB(_ pid: Int32) -> Double {
         let text = String(decoding: readBytes("/proc/\(pid)/statm") ?? [], as: UTF8.self)
         let pages = text.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0

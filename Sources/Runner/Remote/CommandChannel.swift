@@ -322,6 +322,11 @@ final class CommandChannel: Sendable {
             let reply = try deps.resultClient.post("/commands/\(record.id)/result", body: result.json.encoded())
             switch reply.status {
             case 200:
+                // Only the contract's JSON object acknowledges a result: a signed 200 with anything
+                // else (a proxy's page, a broken body) may not have been processed, so it is kept.
+                guard case .object? = reply.json else {
+                    return .retry("the panel's answer to a result is not a JSON object")
+                }
                 report("results", "ok", .info, "command results delivered")
                 markReported(record)
                 return .done
