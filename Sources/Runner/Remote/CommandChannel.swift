@@ -90,25 +90,36 @@ final class CommandChannel: Sendable {
     private func pollLoop() {
         var backoff = Backoff()
         while !deps.isTerminating() {
-            let body = JSONValue.members([("wait_s", .int(Self.pollWait))]).encoded()
-            do throws(PanelClient.Failure) {
-                let reply = try deps.pollClient.post("/commands/poll", body: body, totalTimeout: Double(Self.pollWait) + 15)
-                guard reply.status == 200, case .object(let fields)? = reply.json,
-                      case .array(let commands)? = fields["commands"] else {
-                    report("poll", "failing", .warning, "command poll failed",
-                           [("error", "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))])
-                    wait(pollWake, retryDelay(&backoff))
-                    continue
-                }
-                backoff = Backoff()
-                report("poll", "ok", .info, "command channel open")
-                for command in commands.prefix(1000) {
-                    receive(command)
-                }
-            } catch {
-                report("poll", "failing", .warning, "command poll failed", [("error", error.description)])
-                wait(pollWake, retryDelay(&backoff))
+            if pollOnce(&backoff) > 256 << 10 {
+                // A large answer's tree was freed into this thread's malloc arena, which glibc
+                // would otherwise keep at its peak: give the pages back.
+                Heap.releaseFreePages()
             }
+        }
+    }
+
+    /// One poll and the commands it brought; returns the size of the answer.
+    private func pollOnce(_ backoff: inout Backoff) -> Int {
+        let body = JSONValue.members([("wait_s", .int(Self.pollWait))]).encoded()
+        do throws(PanelClient.Failure) {
+            let reply = try deps.pollClient.post("/commands/poll", body: body, totalTimeout: Double(Self.pollWait) + 15)
+            guard reply.status == 200, case .object(let fields)? = reply.json,
+                  case .array(let commands)? = fields["commands"] else {
+                report("poll", "failing", .warning, "command poll failed",
+                       [("error", "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))])
+                wait(pollWake, retryDelay(&backoff))
+                return reply.body.count
+            }
+            backoff = Backoff()
+            report("poll", "ok", .info, "command channel open")
+            for command in commands.prefix(1000) {
+                receive(command)
+            }
+            return reply.body.count
+        } catch {
+            report("poll", "failing", .warning, "command poll failed", [("error", error.description)])
+            wait(pollWake, retryDelay(&backoff))
+            return 0
         }
     }
 
