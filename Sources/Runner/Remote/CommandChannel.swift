@@ -40,6 +40,9 @@ final class CommandChannel: Sendable {
     /// Ids being executed in this process right now.
     private let inFlight = Mutex<Set<String>>([])
     private let reported = Mutex<[String: String]>([:])
+    /// SHA-256 of the `id` of each unanswerable command logged already: the panel delivers such a
+    /// command again and again (it can never get a result); it is logged once, not per delivery.
+    private let ignored = Mutex<Set<String>>([])
     private let counters = Mutex<(pending: Int, rejected: Int64)>((0, 0))
 
     init(_ deps: Dependencies) {
@@ -143,7 +146,20 @@ final class CommandChannel: Sendable {
         let id: String
         switch parsed {
         case .unanswerable(let reason):
-            deps.logger.warning("ignored a command that cannot be answered", [("reason", reason)])
+            var idBytes = value.encoded()
+            if case .object(let fields) = value {
+                idBytes = fields["id"]?.encoded() ?? []
+            }
+            let digest = Crypto.sha256Hex(idBytes)
+            let first = ignored.withLock { seen in
+                if seen.count >= 1024 {
+                    seen.removeAll()
+                }
+                return seen.insert(digest).inserted
+            }
+            if first {
+                deps.logger.warning("ignored a command that cannot be answered", [("reason", reason)])
+            }
             return
         case .rejected(let rejectedID, _, _):
             id = rejectedID
