@@ -403,30 +403,14 @@ import TestSupport
         let tree = try Self.tree()
         let (conf, dir) = try Self.agentConf(panel, tree: tree)
         let state = dir + "/state"
-        #expect(mkdir(state, 0o700) == 0)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", state]
-        try mount.run()
-        mount.waitUntilExit()
-        #expect(mount.terminationStatus == 0)
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = ["-l", state]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+        let unmount = try Self.mountTmpfs(state, size: "512k")
+        defer { unmount() }
         let agent = try Running(["run", "--config", conf, "--allow-root"])
         var server: String?
         #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
         let id = try #require(server)
         #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
-        // Fill the file system.
-        let filler = open(state + "/filler", O_WRONLY | O_CREAT, 0o600)
-        let block = [UInt8](repeating: 0x7A, count: 4096)
-        while write(filler, block, block.count) > 0 {}
-        close(filler)
+        Self.fill(state + "/filler")
         let user = String(decoding: try #require(readBytes(tree + "/oscam.user")), as: UTF8.self)
         try TestEnvironment.write(user + "\n[account]\nuser = full-disk\n", to: tree + "/oscam.user")
         let beatsBefore = try panel.admin(["heartbeats", id]).split(separator: "\n").count
@@ -442,6 +426,63 @@ import TestSupport
         let full = stopped.stderr.split(separator: "\n").filter { $0.contains("disk is full") || $0.contains("No space") }
         #expect(!full.isEmpty, "the full disk is reported:\n\(stopped.stderr)")
         #expect(full.count <= 4, "once per state change, not per try:\n\(full.joined(separator: "\n"))")
+    }
+
+    /// A size-limited tmpfs on `path` (a new directory); returns what unmounts it. Needs root.
+    static func mountTmpfs(_ path: String, size: String) throws -> () -> Void {
+        #expect(mkdir(path, 0o700) == 0)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", path]
+        try mount.run()
+        mount.waitUntilExit()
+        #expect(mount.terminationStatus == 0)
+        return {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = ["-l", path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+    }
+
+    /// Writes `path` until its file system is full.
+    static func fill(_ path: String) {
+        let filler = open(path, O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0x7A, count: 4096)
+        while write(filler, block, block.count) > 0 {}
+        close(filler)
+    }
+
+    /// A command ran, and its result cannot be written (the state dir filled up meanwhile): the
+    /// result is kept and recorded, then sent, once there is space again — not left unanswered
+    /// until the agent restarts.
+    @Test func aResultThatCannotBeRecordedIsSentOnceThereIsSpace() throws {
+        guard getuid() == 0 else {
+            Issue.record("this test mounts a size-limited tmpfs and needs root (CI runs as root)")
+            return
+        }
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--redeliver-after", "600"])
+        let (conf, dir) = try Self.agentConf(panel, tree: try Self.tree())
+        let state = dir + "/state"
+        let unmount = try Self.mountTmpfs(state, size: "512k")
+        defer { unmount() }
+        let agent = try Running(["run", "--config", conf, "--allow-root"],
+                                environment: ["MYOSICAM_TEST_PAUSE_AT": "command:ran"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        try panel.admin(["command", id, "{\"id\":\"cmd_full_result\",\"type\":\"resync\"}"])
+        let pid = agent.process.processIdentifier
+        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the command ran; its result is not recorded")
+        Self.fill(state + "/filler")
+        kill(pid, SIGCONT)
+        usleep(3_000_000)
+        #expect(try !panel.admin(["results", id]).contains("cmd_full_result"), "nothing to send while unrecorded")
+        unlink(state + "/filler")
+        #expect(try Self.waitFor(20) { try panel.admin(["results", id]).contains("\"status\":\"succeeded\"") })
+        let stopped = agent.terminate()
+        #expect(stopped.stderr.contains("recorded after all"), "\(stopped.stderr)")
     }
 
     @Test func refusesToRunAsRootWithoutAllowRoot() throws {

@@ -44,6 +44,9 @@ final class CommandChannel: Sendable {
     /// command again and again (it can never get a result); it is logged once, not per delivery.
     private let ignored = Mutex<Set<String>>([])
     private let counters = Mutex<(pending: Int, rejected: Int64)>((0, 0))
+    /// Finished commands whose result could not be written yet (full disk): kept here and
+    /// recorded by the result loop as soon as the disk lets it.
+    private let unrecorded = Mutex<[String: CommandRecord]>([:])
 
     init(_ deps: Dependencies) {
         self.deps = deps
@@ -263,14 +266,13 @@ final class CommandChannel: Sendable {
         }
         record.phase = .done
         record.result = result
-        do {
-            try store.save(record)
-            PausePoint.reach("command:recorded")
-            applier.complete(command.id)
-        } catch {
-            // The journal stays: the next start rolls the edit back and answers `failed`.
-            deps.logger.error("a command's result could not be recorded", [("command", command.id),
-                                                                           ("error", error.description)])
+        PausePoint.reach("command:ran")
+        if let failure = finish(record) {
+            // Kept until it can be written (the result loop retries); the journal stays until
+            // then, so a stop before that rolls the edit back and answers `failed`.
+            deps.logger.error("a command's result could not be recorded yet; it is kept and recorded as soon as "
+                + "the disk allows", [("command", command.id), ("error", failure.description)])
+            unrecorded.withLock { $0[record.id] = record }
         }
         inFlight.withLock { _ = $0.remove(command.id) }
         deps.logger.log(result.status == .succeeded ? .info : .warning, "command finished",
@@ -280,6 +282,18 @@ final class CommandChannel: Sendable {
         }
         refreshPending()
         resultWake.signal()
+    }
+
+    /// Records a finished command, then lets its journal go; nil when recorded.
+    private func finish(_ record: CommandRecord) -> CommandStore.Failure? {
+        do {
+            try store.save(record)
+        } catch {
+            return error
+        }
+        PausePoint.reach("command:recorded")
+        applier.complete(record.id)
+        return nil
     }
 
     private func answer(_ record: CommandRecord) {
@@ -319,6 +333,10 @@ final class CommandChannel: Sendable {
         var backoff = Backoff()
         while !deps.isTerminating() {
             var delay = 30.0
+            for record in unrecorded.withLock({ Array($0.values) }) where finish(record) == nil {
+                deps.logger.info("a command's result was recorded after all", [("command", record.id)])
+                unrecorded.withLock { _ = $0.removeValue(forKey: record.id) }
+            }
             for record in store.unreported() {
                 guard !deps.isTerminating(), let result = record.result else {
                     break
@@ -333,6 +351,9 @@ final class CommandChannel: Sendable {
                     delay = retryDelay(&backoff)
                 }
                 break
+            }
+            if !unrecorded.withLock({ $0.isEmpty }) {
+                delay = min(delay, 5)
             }
             refreshPending()
             wait(resultWake, delay)
@@ -381,7 +402,7 @@ final class CommandChannel: Sendable {
     }
 
     private func refreshPending() {
-        let pending = store.unreported().count
+        let pending = store.unreported().count + unrecorded.withLock { $0.count }
         counters.withLock { $0.pending = pending }
     }
 
