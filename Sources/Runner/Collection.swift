@@ -70,6 +70,8 @@ final class Collection: Sendable {
     /// Discovery, file loading, collectors, filters, encoding.
     func collect(seq: Int64, now: Int64) -> Outcome {
         let discovery = discover()
+        // Instances found, not yet read: where a test stops or restarts OScam "mid-collection".
+        PausePoint.reach("collect:discovered")
         let files = CollectContext.loadFiles(for: discovery)
         let context = CollectContext(
             discovery: discovery, files: files, procTable: LinuxProcTable(root: config.procRoot),
