@@ -88,18 +88,26 @@ public enum AtomicFile {
 /// an interrupted write on their next start. The space is reserved before the first byte is
 /// overwritten, so a full disk fails the write while the old content is still intact.
 public enum InPlaceFile {
+    /// A failure of `replaceContents` before it could change anything (the file could not be
+    /// opened for writing, or is not a regular file): the file is exactly as it was.
+    public static func leftUntouched(_ error: AtomicFile.Error) -> Bool {
+        error.operation.hasPrefix(openOperation)
+    }
+
+    private static let openOperation = "open"
+
     public static func replaceContents(of path: String, with bytes: [UInt8]) throws(AtomicFile.Error) {
         let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
-            throw AtomicFile.Error(path: path, operation: "open for writing", errno: errno)
+            throw AtomicFile.Error(path: path, operation: openOperation + " for writing", errno: errno)
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
-            throw AtomicFile.Error(path: path, operation: "stat", errno: errno)
+            throw AtomicFile.Error(path: path, operation: openOperation + " (stat)", errno: errno)
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
-            throw AtomicFile.Error(path: path, operation: "open (not a regular file)", errno: EINVAL)
+            throw AtomicFile.Error(path: path, operation: openOperation + " (not a regular file)", errno: EINVAL)
         }
         if bytes.count > Int(info.st_size) {
             let result = posix_fallocate(fd, 0, off_t(bytes.count))

@@ -211,6 +211,9 @@ public struct CurlTransport: HTTPTransport {
             check(digest.user.withCString { myo_setopt_ptr(handle, CURLOPT_USERNAME, $0) })
             check(digest.password.withCString { myo_setopt_ptr(handle, CURLOPT_PASSWORD, $0) })
         }
+        // A declared length over the cap ends the transfer before any of the body is buffered; the
+        // write callback still counts the bytes of a body without (or lying about) its length.
+        check(myo_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(request.maxResponseBytes)))
         let context = box.toOpaque()
         check(myo_setopt_ptr(handle, CURLOPT_WRITEDATA, context))
         check(myo_setopt_write(handle, curlWrite))
@@ -232,7 +235,7 @@ public struct CurlTransport: HTTPTransport {
             proxy = nil
         }
         switch code {
-        case CURLE_WRITE_ERROR where box.overflowed:
+        case CURLE_WRITE_ERROR where box.overflowed, CURLE_FILESIZE_EXCEEDED:
             return HTTPError(kind: .tooLarge, message: "response larger than \(box.limit) bytes refused")
         case CURLE_ABORTED_BY_CALLBACK:
             return HTTPError(kind: .cancelled, message: "transfer abandoned on shutdown")
@@ -398,6 +401,10 @@ private func curlHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ cou
         let name = line[..<colon].lowercased()
         let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
         box.headers.append((name, value))
+        if name == "content-length", let length = Int(value), length > 0, length <= box.limit {
+            // One allocation of the announced size instead of doublings (and their copies).
+            box.body.reserveCapacity(length)
+        }
     }
     return length
 }

@@ -70,6 +70,8 @@ final class Collection: Sendable {
     /// Discovery, file loading, collectors, filters, encoding.
     func collect(seq: Int64, now: Int64) -> Outcome {
         let discovery = discover()
+        // Instances found, not yet read: where a test stops or restarts OScam "mid-collection".
+        PausePoint.reach("collect:discovered")
         let files = CollectContext.loadFiles(for: discovery)
         let context = CollectContext(
             discovery: discovery, files: files, procTable: LinuxProcTable(root: config.procRoot),
@@ -121,11 +123,4 @@ final class Collection: Sendable {
 
 enum AgentVersion {
     static let current = "0.1.0"
-}
-
-/// The current wall-clock time in Unix seconds.
-func unixNow() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec)
 }

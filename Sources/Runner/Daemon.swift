@@ -24,6 +24,8 @@ final class Daemon: @unchecked Sendable {
     private let cancel = CancelFlag()
     private let terminate = Atomic<Bool>(false)
     private let reload = Atomic<Bool>(false)
+    /// `state.status == .revoked`, for the command channel's threads.
+    private let revoked = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private var signalSources: [DispatchSourceSignal] = []
     private let started = unixNow()
@@ -36,8 +38,6 @@ final class Daemon: @unchecked Sendable {
     private var channel: CommandChannel?
     /// 0: none; 1: a command changed something; 2: `resync` (send even if unchanged).
     private let snapshotRequest = Atomic<Int>(0)
-    /// `state.status == .revoked`, readable from the command channel's threads.
-    private let revokedFlag = Atomic<Bool>(false)
     private var collection: Collection
 
     private var heartbeatInterval: Double = 60
@@ -97,11 +97,15 @@ final class Daemon: @unchecked Sendable {
         installSignals()
         logger.info("starting", [("version", AgentVersion.current), ("panel", setup.config.panelURL),
                                  ("collectors", setup.enabled.joined(separator: ","))])
+        if AgentClock.testFile != nil {
+            logger.warning("MYOSICAM_TEST_CLOCK_FILE is set: the agent's clocks follow a test file; never set it in "
+                + "production")
+        }
         guard let registered = registerUntilDone() else {
             return terminate.load(ordering: .relaxed) ? Exit.ok : Exit.config
         }
         state = registered
-        revokedFlag.store(state.status == .revoked, ordering: .relaxed)
+        revoked.store(state.status == .revoked, ordering: .relaxed)
         client = makeClient()
         startCommandChannel()
         notifier.send("READY=1")
@@ -130,7 +134,7 @@ final class Daemon: @unchecked Sendable {
                 wake.signal()
             },
             isTerminating: { [self] in terminate.load(ordering: .relaxed) },
-            isRevoked: { [self] in revokedFlag.load(ordering: .relaxed) }))
+            isRevoked: { [self] in revoked.load(ordering: .relaxed) }))
         self.channel = channel
         channel.start()
     }
@@ -143,6 +147,8 @@ final class Daemon: @unchecked Sendable {
         while !terminate.load(ordering: .relaxed) {
             do {
                 if let existing = try store.load(), existing.status != .pending {
+                    // A crash between saving the registration and deleting the token left it.
+                    Register.discardSpentToken(setup.config)
                     return existing
                 }
             } catch {
@@ -198,7 +204,7 @@ final class Daemon: @unchecked Sendable {
         guard !terminate.load(ordering: .relaxed) else {
             return
         }
-        _ = wake.wait(timeout: .now() + seconds)
+        _ = AgentClock.wait(wake, seconds: seconds)
     }
 
     private func reloadCollectors() {
@@ -432,7 +438,8 @@ final class Daemon: @unchecked Sendable {
             next.status = .registered
             try? store.save(next)
             state = next
-            revokedFlag.store(false, ordering: .relaxed)
+            revoked.store(false, ordering: .relaxed)
+            channel?.wake()
             logger.info("the panel accepts this agent again; revocation cleared")
         }
     }
@@ -446,7 +453,7 @@ final class Daemon: @unchecked Sendable {
         next.status = .revoked
         try? store.save(next)
         state = next
-        revokedFlag.store(true, ordering: .relaxed)
+        revoked.store(true, ordering: .relaxed)
         logger.error("the panel no longer knows this server (10 unsigned rejections over 10 minutes): marked "
             + "revoked; retrying every 15 minutes. Re-install with a new token if the server was removed "
             + "from the panel")
@@ -493,9 +500,7 @@ final class Daemon: @unchecked Sendable {
     }
 
     static func monotonic() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        AgentClock.monotonic()
     }
 }
 

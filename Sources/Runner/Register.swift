@@ -54,9 +54,7 @@ enum Register {
         do {
             if let existing = try store.load() {
                 if existing.status != .pending, let serverID = existing.serverID {
-                    // A crash between saving the registration and deleting the token left it:
-                    // it is spent, so it goes now.
-                    unlink(config.installTokenFile)
+                    discardSpentToken(config)
                     return .registered(serverID: serverID, already: true)
                 }
                 state = existing
@@ -70,6 +68,7 @@ enum Register {
         } catch {
             return .failed(error.description)
         }
+        PausePoint.reach("register:secret-saved")
         guard !state.tokenConsumed else {
             return .rejected("the install token was already used; get a new one from the panel and put it in "
                 + config.installTokenFile)
@@ -123,6 +122,7 @@ enum Register {
                   case .string(let serverID)? = members["server_id"], StateStore.isValidID(serverID) else {
                 return .unavailable("the panel's registration answer has no valid server_id")
             }
+            PausePoint.reach("register:verified")
             var registered = state
             registered.status = .registered
             registered.serverID = serverID
@@ -135,6 +135,7 @@ enum Register {
             } catch {
                 return .failed(error.description)
             }
+            PausePoint.reach("register:saved")
             if unlink(config.installTokenFile) != 0 && errno != ENOENT {
                 registered.tokenConsumed = true
                 try? store.save(registered)
@@ -159,6 +160,13 @@ enum Register {
             return .unavailable("registration failed: the panel answered HTTP \(response.status)"
                 + (errorName.map { " (\($0))" } ?? "") + "; try again later")
         }
+    }
+
+    /// The install token of a registered agent is spent: a crash between saving the registration
+    /// and deleting the token can leave it behind, so every start that finds the registration
+    /// removes it.
+    static func discardSpentToken(_ config: AgentConfig) {
+        unlink(config.installTokenFile)
     }
 
     /// The registration's `host` object: all strings, `machine_id` possibly empty.

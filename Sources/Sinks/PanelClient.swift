@@ -105,14 +105,19 @@ public final class PanelClient: Sendable {
                               unsignedRejection: unsigned && (name == "unknown_server" || name == "bad_signature"))
         }
         offsetStorage.withLock { $0 = serverTime - received }
+        // Parsed once: a large answer's tree is the agent's biggest allocation.
         let json = try? StrictJSON.parse(response.body)
         return Reply(status: response.status, body: response.body, json: json,
-                     errorName: Self.errorName(response.body), serverTime: serverTime)
+                     errorName: json.flatMap(Self.errorName), serverTime: serverTime)
     }
 
     /// `{"error": "<name>"}` with a name of lowercase letters and `_` only.
     public static func errorName(_ body: [UInt8]) -> String? {
-        guard case .object(let members)? = try? StrictJSON.parse(body), case .string(let name)? = members["error"],
+        (try? StrictJSON.parse(body)).flatMap(errorName)
+    }
+
+    static func errorName(_ json: JSONValue) -> String? {
+        guard case .object(let members) = json, case .string(let name)? = members["error"],
               !name.isEmpty, name.utf8.count <= 64, name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || $0 == 95 }) else {
             return nil
         }

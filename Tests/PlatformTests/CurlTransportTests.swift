@@ -176,6 +176,19 @@ func expectFailure(_ transport: CurlTransport, _ request: HTTPRequest,
         #expect(try transport.perform(request(server, "/bytes?n=\(4 << 20)")).body.count == 4 << 20)
     }
 
+    /// A declared length over the cap is refused before any of the body is read or buffered
+    /// (devpanel's `huge` fault made every channel buffer 4 MiB at once: 52 MB of RSS).
+    @Test func aDeclaredLengthOverTheCapIsRefusedBeforeTheBody() throws {
+        let server = try LoopbackServer()
+        defer { server.stop() }
+        let start = Date()
+        // `/drip` announces 100 kB and sends a byte every 20 ms: reading 1,001 bytes takes 20 s.
+        let error = expectFailure(CurlTransport(), request(server, "/drip", maxResponseBytes: 1000))
+        #expect(error?.kind == .tooLarge)
+        #expect(error?.message == "response larger than 1000 bytes refused")
+        #expect(Date().timeIntervalSince(start) < 5)
+    }
+
     @Test func aServerThatNeverAnswersTimesOut() throws {
         let server = try LoopbackServer()
         defer { server.stop() }

@@ -236,6 +236,110 @@ import TestSupport
         #expect(stopped.stderr.contains("heartbeats accepted again") || stopped.stderr.contains("snapshots delivered again"), "\(stopped.stderr)")
     }
 
+    /// PANEL-API "Revocation" end to end, on a clock the test moves (MYOSICAM_TEST_CLOCK_FILE):
+    /// ten unsigned rejections in seconds are not enough; after ten minutes the agent marks itself
+    /// revoked (logged once, in the state and in `status`), then every channel waits 15 minutes
+    /// between tries; when the panel accepts it again, it clears the mark and delivers its spool.
+    @Test func aRevokedAgentBacksOffToFifteenMinutesAndRecovers() throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "1"])
+        let tree = try Self.tree()
+        let (conf, dir) = try Self.agentConf(panel, tree: tree)
+        let clock = dir + "/clock"
+        var now = 0
+        func move(to seconds: Int) throws {
+            now = seconds
+            try TestEnvironment.write("wall=\(seconds)\nmonotonic=\(seconds)\n", to: clock)
+        }
+        try move(to: 0)
+        let agent = try Running(["run", "--config", conf, "--allow-root"], environment: ["MYOSICAM_TEST_CLOCK_FILE": clock])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
+        func requests() throws -> [[String: Any]] {
+            try panel.admin(["requests", "--server", id]).split(separator: "\n").compactMap {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        func count(_ rows: [[String: Any]], _ path: String) -> Int {
+            rows.filter { ($0["path"] as? String ?? "").hasSuffix(path) }.count
+        }
+        let store = StateStore(directory: dir + "/state")
+        try panel.admin(["revoke", id])
+        #expect(try Self.waitFor(30) {
+            try requests().filter { $0["error"] as? String == "unknown_server" && ($0["path"] as? String ?? "").hasSuffix("/heartbeat") }
+                .count >= 10
+        })
+        #expect(try store.load()?.status == .registered, "ten rejections within seconds are not ten minutes")
+        let user = String(decoding: try #require(readBytes(tree + "/oscam.user")), as: UTF8.self)
+        try TestEnvironment.write(user + "\n[account]\nuser = while-revoked\n", to: tree + "/oscam.user")
+        try move(to: 660)
+        #expect(try Self.waitFor(10) { try store.load()?.status == .revoked })
+        let before = try requests()
+        // 46 minutes pass, one minute at a time.
+        for _ in 0..<46 {
+            try move(to: now + 60)
+            usleep(300_000)
+        }
+        let during = Array(try requests().dropFirst(before.count))
+        // The heartbeats' own uptime is the agent's clock: 15 minutes apart (to the step).
+        // (Refused before authentication, their bodies are in the raw log only.)
+        let raw = try panel.admin(["requests", "--server", id, "--raw"])
+        let uptimes = raw.components(separatedBy: "\"uptime_s\":").dropFirst()
+            .compactMap { Int($0.prefix { $0.isNumber }) }.filter { $0 >= 660 }
+        #expect(uptimes.count == 4, "the revoking heartbeat, then one per 15 minutes: \(uptimes)")
+        for (earlier, later) in zip(uptimes, uptimes.dropFirst()) {
+            #expect((900...965).contains(later - earlier), "heartbeats \(later - earlier) s apart: \(uptimes)")
+        }
+        for path in ["/commands/poll", "/snapshots"] {
+            // One try may still end a back-off begun before the mark; then one per 15 minutes.
+            #expect((1...5).contains(count(during, path)), "\(count(during, path)) \(path) requests in 46 minutes")
+        }
+        let status = Capture()
+        #expect(Agent.main(arguments: ["status", "--config", conf], output: status.output) == 0)
+        #expect(status.stdout.contains("REVOKED"), "\(status.stdout)")
+        // The panel knows it again: the next try clears the mark and the spool goes out.
+        try panel.admin(["unrevoke", id])
+        let spool = SnapshotSpool(directory: dir + "/state/spool", maxBytes: 1 << 26)
+        #expect(!spool.entries().isEmpty, "a snapshot waited while revoked")
+        for _ in 0..<16 where try store.load()?.status != .registered || !spool.entries().isEmpty {
+            try move(to: now + 60)
+            usleep(300_000)
+        }
+        #expect(try Self.waitFor(10) { try store.load()?.status == .registered && spool.entries().isEmpty })
+        let stopped = agent.terminate()
+        let marked = stopped.stderr.split(separator: "\n").filter { $0.contains("marked revoked") }
+        #expect(marked.count == 1, "logged once:\n\(stopped.stderr)")
+        #expect(stopped.stderr.contains("revocation cleared"))
+        #expect(stopped.stderr.contains("MYOSICAM_TEST_CLOCK_FILE is set"), "the test clock never goes unnoticed")
+    }
+
+    /// A signed `200` whose body is not the contract's JSON object (fault `garbage`: the panel did
+    /// not process the result) is not an acknowledgement: the result is sent again, and reaches
+    /// the panel without relying on the panel to deliver the command again.
+    @Test(arguments: ["garbage", "invalid-json", "invalid-utf8"])
+    func aResultAnsweredWithoutItsJSONIsSentAgain(_ fault: String) throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--redeliver-after", "600"])
+        let (conf, _) = try Self.agentConf(panel, tree: try Self.tree())
+        let agent = try Running(["run", "--config", conf, "--allow-root"],
+                                environment: ["MYOSICAM_TEST_PAUSE_AT": "command:recorded"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        try panel.admin(["command", id, "{\"id\":\"cmd_garbage_ack\",\"type\":\"resync\"}"])
+        let pid = agent.process.processIdentifier
+        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the result is recorded, not yet sent")
+        try panel.admin(["fault", fault])
+        kill(pid, SIGCONT)
+        #expect(try Self.waitFor(10) {
+            try panel.admin(["requests", "--server", id]).contains("/commands/cmd_garbage_ack/result")
+        }, "the result was sent under the fault")
+        try panel.admin(["fault", "none"])
+        #expect(try Self.waitFor(15) { try panel.admin(["results", id]).contains("cmd_garbage_ack") },
+                "the result reaches the panel once it answers properly")
+        _ = agent.terminate()
+    }
+
     static func rssMB(_ pid: Int32) -> Double {
         let text = String(decoding: readBytes("/proc/\(pid)/statm") ?? [], as: UTF8.self)
         let pages = text.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
@@ -299,30 +403,14 @@ import TestSupport
         let tree = try Self.tree()
         let (conf, dir) = try Self.agentConf(panel, tree: tree)
         let state = dir + "/state"
-        #expect(mkdir(state, 0o700) == 0)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", state]
-        try mount.run()
-        mount.waitUntilExit()
-        #expect(mount.terminationStatus == 0)
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = ["-l", state]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+        let unmount = try Self.mountTmpfs(state, size: "512k")
+        defer { unmount() }
         let agent = try Running(["run", "--config", conf, "--allow-root"])
         var server: String?
         #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
         let id = try #require(server)
         #expect(try Self.waitFor(10) { try !Self.snapshots(panel, id).isEmpty })
-        // Fill the file system.
-        let filler = open(state + "/filler", O_WRONLY | O_CREAT, 0o600)
-        let block = [UInt8](repeating: 0x7A, count: 4096)
-        while write(filler, block, block.count) > 0 {}
-        close(filler)
+        Self.fill(state + "/filler")
         let user = String(decoding: try #require(readBytes(tree + "/oscam.user")), as: UTF8.self)
         try TestEnvironment.write(user + "\n[account]\nuser = full-disk\n", to: tree + "/oscam.user")
         let beatsBefore = try panel.admin(["heartbeats", id]).split(separator: "\n").count
@@ -338,6 +426,63 @@ import TestSupport
         let full = stopped.stderr.split(separator: "\n").filter { $0.contains("disk is full") || $0.contains("No space") }
         #expect(!full.isEmpty, "the full disk is reported:\n\(stopped.stderr)")
         #expect(full.count <= 4, "once per state change, not per try:\n\(full.joined(separator: "\n"))")
+    }
+
+    /// A size-limited tmpfs on `path` (a new directory); returns what unmounts it. Needs root.
+    static func mountTmpfs(_ path: String, size: String) throws -> () -> Void {
+        #expect(mkdir(path, 0o700) == 0)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", path]
+        try mount.run()
+        mount.waitUntilExit()
+        #expect(mount.terminationStatus == 0)
+        return {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = ["-l", path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+    }
+
+    /// Writes `path` until its file system is full.
+    static func fill(_ path: String) {
+        let filler = open(path, O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0x7A, count: 4096)
+        while write(filler, block, block.count) > 0 {}
+        close(filler)
+    }
+
+    /// A command ran, and its result cannot be written (the state dir filled up meanwhile): the
+    /// result is kept and recorded, then sent, once there is space again — not left unanswered
+    /// until the agent restarts.
+    @Test func aResultThatCannotBeRecordedIsSentOnceThereIsSpace() throws {
+        guard getuid() == 0 else {
+            Issue.record("this test mounts a size-limited tmpfs and needs root (CI runs as root)")
+            return
+        }
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--redeliver-after", "600"])
+        let (conf, dir) = try Self.agentConf(panel, tree: try Self.tree())
+        let state = dir + "/state"
+        let unmount = try Self.mountTmpfs(state, size: "512k")
+        defer { unmount() }
+        let agent = try Running(["run", "--config", conf, "--allow-root"],
+                                environment: ["MYOSICAM_TEST_PAUSE_AT": "command:ran"])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let id = try #require(server)
+        try panel.admin(["command", id, "{\"id\":\"cmd_full_result\",\"type\":\"resync\"}"])
+        let pid = agent.process.processIdentifier
+        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the command ran; its result is not recorded")
+        Self.fill(state + "/filler")
+        kill(pid, SIGCONT)
+        usleep(3_000_000)
+        #expect(try !panel.admin(["results", id]).contains("cmd_full_result"), "nothing to send while unrecorded")
+        unlink(state + "/filler")
+        #expect(try Self.waitFor(20) { try panel.admin(["results", id]).contains("\"status\":\"succeeded\"") })
+        let stopped = agent.terminate()
+        #expect(stopped.stderr.contains("recorded after all"), "\(stopped.stderr)")
     }
 
     @Test func refusesToRunAsRootWithoutAllowRoot() throws {

@@ -225,3 +225,70 @@ final class DevPanelProcess: @unchecked Sendable {
     }
 }
 
+
+/// The real binary killed with SIGKILL at each step of registration (PausePoint names in
+/// Register.swift), then started again: it ends registered exactly once, as the server the panel
+/// gave it, with a state file that loads and the install token removed.
+@Suite(.serialized) struct RegistrationKillTests {
+    static let cases: [(point: String, command: String)] = [
+        ("register:secret-saved", "register"), ("register:verified", "register"), ("register:saved", "register"),
+        ("register:secret-saved", "run"), ("register:verified", "run"), ("register:saved", "run"),
+    ]
+
+    static func servers(_ panel: DevPanelProcess) throws -> [[String: Any]] {
+        try panel.admin(["servers"]).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    @Test(arguments: cases)
+    func aKillAtEachStepEndsRegisteredExactlyOnce(_ point: String, _ command: String) throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1"])
+        let (conf, dir) = try DaemonTests.agentConf(panel, tree: try DaemonTests.tree())
+        let tokenFile = dir + "/install-token"
+        let store = StateStore(directory: dir + "/state")
+        let killed = try DaemonTests.Running([command, "--config", conf] + (command == "run" ? ["--allow-root"] : []),
+                                             environment: ["MYOSICAM_TEST_PAUSE_AT": point])
+        let pid = killed.process.processIdentifier
+        #expect(DaemonTests.waitFor(30) { CommandTests.isStopped(pid) }, "the agent reached \(point)")
+        kill(pid, SIGKILL)
+        killed.process.waitUntilExit()
+
+        // What the kill left behind: a state that loads, with the secret saved before the call.
+        let left = try #require(try store.load(), "the secret is saved before the panel is called")
+        let seen = try Self.servers(panel)
+        switch point {
+        case "register:secret-saved":
+            #expect(left.status == .pending && seen.isEmpty, "killed before the request")
+        case "register:verified":
+            #expect(left.status == .pending && seen.count == 1, "the panel accepted; the agent did not record it")
+        default:
+            #expect(left.status == .registered && left.serverID == seen.first?["server_id"] as? String)
+            #expect(readBytes(tokenFile) != nil, "killed before the token was removed")
+        }
+
+        // The next start.
+        let next = try DaemonTests.Running(["run", "--config", conf, "--allow-root"])
+        var id = ""
+        #expect(try DaemonTests.waitFor(20) {
+            id = (try DaemonTests.serverID(panel)) ?? ""
+            return !id.isEmpty && (try? panel.admin(["heartbeats", id]))?.isEmpty == false
+        })
+        let stopped = next.terminate()
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        let servers = try Self.servers(panel)
+        #expect(servers.count == 1, "registered exactly once: \(servers)")
+        if let first = seen.first {
+            #expect(first["server_id"] as? String == id, "the server the panel gave it at the killed attempt")
+        }
+        // Only the kill after the panel's answer and before the state was saved needs the retry.
+        #expect(servers.first?["register_count"] as? Int == (point == "register:verified" ? 2 : 1))
+        let state = try #require(try store.load())
+        #expect(state.status == .registered && state.serverID == id)
+        #expect(state.secret == left.secret, "the secret saved before the first call is the one registered")
+        #expect(readBytes(tokenFile) == nil, "the spent install token is removed")
+        let status = Capture()
+        #expect(Agent.main(arguments: ["status", "--config", conf], output: status.output) == 0)
+        #expect(status.stdout.contains("registration: registered as \(id)"))
+    }
+}

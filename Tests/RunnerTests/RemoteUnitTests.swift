@@ -325,7 +325,22 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
             Issue.record("a write larger than the free space succeeded")
         } catch {
             #expect(error.isNoSpace)
+            #expect(!InPlaceFile.leftUntouched(error), "a failed reservation may have grown the file")
         }
         #expect(TestEnvironment.read(small) == "[global]\nnice = 1\n", "the old content is intact")
+    }
+
+    /// A file that cannot even be opened for writing (read-only file system, missing, a
+    /// directory) is untouched: the applier then writes nothing back and logs no failed restore.
+    @Test func aFileThatCannotBeOpenedIsLeftUntouched() throws {
+        let dir = try TestEnvironment.makeTempDir("inplace-open")
+        for path in [dir + "/missing", dir] {
+            do {
+                try InPlaceFile.replaceContents(of: path, with: [1])
+                Issue.record("\(path) was written")
+            } catch {
+                #expect(InPlaceFile.leftUntouched(error), "\(error)")
+            }
+        }
     }
 }

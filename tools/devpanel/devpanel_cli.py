@@ -256,6 +256,18 @@ def cmd_revoke(args):
     return 0
 
 
+def cmd_unrevoke(args):
+    store = open_store(args)
+    try:
+        store.unrevoke(args.server)
+    except store_mod.StoreError as e:
+        if "not revoked" in str(e):
+            raise DataError(str(e))
+        raise LookupError(str(e))
+    print("unrevoked %s" % args.server)
+    return 0
+
+
 def cmd_fault(args):
     store = open_store(args)
     if args.name is None:
@@ -352,6 +364,7 @@ def build_parser():
     add("commands", cmd_commands, "list a server's commands and their delivery state", server=True)
     add("results", cmd_results, "list a server's command results (JSON lines)", server=True)
     add("revoke", cmd_revoke, "revoke a server: its requests get 401 unknown_server", server=True)
+    add("unrevoke", cmd_unrevoke, "undo revoke: the server's requests are accepted again", server=True)
 
     sp = add("fault", cmd_fault, "show or set the fault mode of a running panel")
     sp.add_argument("name", nargs="?", metavar="NAME|none")

@@ -35,6 +35,7 @@ import time
 import traceback
 
 import devpanel_wire as wire
+import devpanel_faults as faults
 from devpanel_faults import CONTENT_FAULTS, fault_text, parse_fault, skew
 from devpanel_wire import WireError
 
@@ -69,6 +70,7 @@ class Panel:
         self.log_lock = threading.Lock()
         self._huge_sha = None
         self._huge_lock = threading.Lock()
+        self._hostile_lock = threading.Lock()
 
     def fault(self):
         try:
@@ -99,6 +101,27 @@ class Panel:
         with self.log_lock:
             self.log_stream.write(" ".join(parts) + "\n")
             self.log_stream.flush()
+
+    def queue_hostile_commands(self, server_id):
+        """`hostile-commands`: queues the crafted commands for this server, once per store,
+        aimed at the first instance of its latest snapshot."""
+        with self._hostile_lock:
+            marker = "hostile_commands_queued:" + server_id
+            if self.store.get_setting(marker):
+                return
+            instance = "osc_0000000000000000"
+            snaps = self.store.snapshots(server_id)
+            try:
+                ids = [i.get("id") for i in json.loads(snaps[-1][4]).get("instances", [])] if snaps else []
+                instance = next(i for i in ids if isinstance(i, str))
+            except (ValueError, AttributeError, StopIteration):
+                pass
+            now = self.now(self.fault())
+            tag = hashlib.sha256(server_id.encode()).hexdigest()[:8]
+            for key, command in faults.hostile_commands(instance, now, tag):
+                self.store.queue_command(server_id, key, json.dumps(command, sort_keys=True,
+                                                                    separators=(",", ":")), now)
+            self.store.set_setting(marker, str(now))
 
     def huge_sha(self):
         with self._huge_lock:
@@ -429,7 +452,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise Answer("invalid_secret")
         rq.sign = (secret, nonce)
         token = doc["install_token"]
-        if self._content_fault(lambda: self.panel.store.server_for_token(token)):
+        if self._content_fault(lambda: self.panel.store.server_for_token(token), "register", body):
             return
         now = self.panel.now(rq.fault)
         host = wire.dumps({k: doc["host"][k] for k in sorted(doc["host"])}).decode("ascii")
@@ -472,7 +495,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if replayed:
             raise Answer("replayed_nonce")
         store.touch_server(server_id, self.panel.now(rq.fault))
-        if self._content_fault(lambda: server_id):
+        if self._content_fault(lambda: server_id, route, body):
             return
         doc, text = self._decode_json(body, allow_empty=(route == "poll"))
         try:
@@ -514,6 +537,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _poll(self, server_id, doc):
         wait = wire.poll_wait(doc)
         store = self.panel.store
+        kind = self.rq.fault[0] if self.rq.fault else None
+        if kind == "hostile-commands":
+            self.panel.queue_hostile_commands(server_id)
         deadline = time.monotonic() + wait
         redeliver = self.panel.redeliver_after
         while True:
@@ -526,7 +552,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 commands = []
                 break
             self.panel.stop.wait(min(DB_POLL_S, left))
-        self._json(200, {"commands": [json.loads(c) for c in commands]})
+        commands = [json.loads(c) for c in commands]
+        if kind == "duplicate-ids":
+            commands = faults.duplicated(commands)
+        self._json(200, {"commands": commands})
 
     def _result(self, server_id, command_id, doc):
         wire.validate_result(doc)
@@ -539,11 +568,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # MARK: Faults replacing the answer
 
-    def _content_fault(self, server_of):
+    def _content_fault(self, server_of, route, body):
         fault = self.rq.fault
         if fault is None or fault[0] not in CONTENT_FAULTS:
             return False
         kind = fault[0]
+        if kind in ("invalid-json", "invalid-utf8"):
+            self._send(200, faults.tempting_answer(kind, route, self.panel.now(fault), batch_size(body),
+                                                   self.panel.intervals()))
+            return True
         if kind == "500":
             self._error("internal_error")
         elif kind == "rate-limit":
@@ -661,6 +694,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.panel.log("info", "request", method=method, path=path, server=rq.server_id,
                        status=rq.status, error=rq.error, fault=fault,
                        signed=signed_label(rq), ms=int((time.time() - rq.t0) * 1000))
+
+
+def batch_size(body):
+    """How many snapshots a batch body holds, read leniently (for a fault's answer only)."""
+    try:
+        data = wire.gunzip_limited(body.data) if body.data[:2] == b"\x1f\x8b" else body.data
+        return len(json.loads(data)["snapshots"])
+    except Exception:
+        return 1
 
 
 def signed_label(rq):

@@ -236,6 +236,12 @@ class Store:
             if cur.rowcount == 0:
                 self.require_server(server_id, c)
 
+    def unrevoke(self, server_id):
+        with self.connect() as c:
+            if self.require_server(server_id, c) is None:
+                raise StoreError("server %s is not revoked" % server_id)
+            c.execute("UPDATE servers SET revoked_at=NULL WHERE server_id=?", (server_id,))
+
     def require_server(self, server_id, conn=None):
         def check(c):
             row = c.execute("SELECT revoked_at FROM servers WHERE server_id=?",

@@ -311,6 +311,13 @@ class TestPanel(unittest.TestCase):
         self.assertFalse(r.signed)
         r = p.register(token, secret)
         self.assertEqual((r.status, r.json()), (401, {"error": "invalid_token"}))
+        # Undone: accepted again; undoing twice is refused.
+        p.cli("unrevoke", server_id)
+        r = p.signed(API + "/heartbeat", heartbeat_body(), server_id, secret)
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.verifies(secret))
+        self.assertEqual(p.cli("unrevoke", server_id, check=False).returncode, 65)
+        self.assertEqual(p.cli("unrevoke", "srv_nope", check=False).returncode, 66)
 
     # MARK: signing
 
@@ -689,6 +696,9 @@ class TestFaults(unittest.TestCase):
     def hb(self, **kw):
         return self.p.signed(API + "/heartbeat", heartbeat_body(), self.server_id, self.secret, **kw)
 
+    def poll(self):
+        return self.p.signed(API + "/commands/poll", b"{}", self.server_id, self.secret)
+
     def test_faults(self):
         p = self.p
         # --fault at start: rate-limit, signed (registration carries a valid secret).
@@ -809,6 +819,58 @@ class TestFaults(unittest.TestCase):
                 self.assertTrue(resp.read(65536).startswith(b'{"commands":[],"pad":"xxx'))
             finally:
                 conn.close()
+
+        for kind in ("invalid-json", "invalid-utf8"):
+            with self.subTest(kind):
+                self.fault(kind)
+                # Signed, and tempting: only a strict parser refuses it.
+                r = self.hb()
+                self.assertEqual(r.status, 200)
+                self.assertTrue(r.verifies(secret))
+                with self.assertRaises(wire.WireError):
+                    wire.parse_strict(r.body)
+                lenient = json.loads(r.body.decode("utf-8", "replace"))
+                self.assertTrue(lenient["commands_pending"])
+                r = self.poll()
+                self.assertTrue(r.verifies(secret))
+                self.assertEqual(json.loads(r.body.decode("utf-8", "replace"))["commands"][0]["id"],
+                                 "cmd_fault_" + kind.replace("-", "_"))
+                batch = json.dumps({"snapshots": [{"schema": 1, "seq": 900 + i, "collected_at": 1}
+                                                  for i in range(3)]}).encode()
+                r = p.signed(API + "/snapshots", batch, self.server_id, secret)
+                self.assertEqual(json.loads(r.body.decode("utf-8", "replace"))["accepted"], 3)
+                self.assertTrue(r.verifies(secret))
+                # Not processed.
+                self.assertNotIn(b'"seq":900', p.cli("snapshots", self.server_id, "--raw").stdout)
+
+        with self.subTest("duplicate-ids"):
+            self.fault("duplicate-ids")
+            queued = json.loads(p.cli("command", self.server_id, '{"type":"resync"}').stdout)
+            r = self.poll()
+            self.assertTrue(r.verifies(secret))
+            commands = r.json()["commands"]
+            self.assertEqual([c["id"] for c in commands], [queued["id"]] * 3)
+            self.assertEqual(commands[:2], [queued, queued])
+            self.assertEqual(commands[2]["type"], "service")
+
+        with self.subTest("hostile-commands"):
+            self.fault("hostile-commands")
+            r = self.poll()
+            self.assertTrue(r.verifies(secret))
+            commands = r.json()["commands"]
+            ids = [c.get("id") for c in commands]
+            self.assertIn("../../../../tmp/myosicam-hostile", ids)
+            self.assertIn(None, ids)
+            self.assertIn(12345, ids)
+            by_suffix = {c["id"].split("_", 2)[2]: c for c in commands
+                         if isinstance(c.get("id"), str) and c["id"].startswith("hostile_")}
+            self.assertIn("\n[account]", by_suffix["nl_value"]["edits"][0]["set"]["pwd"])
+            self.assertEqual(len(by_suffix["enormous_edits"]["edits"]), 30000)
+            self.assertEqual(by_suffix["traversal_instance"]["instance"], "../../../../etc")
+            self.assertLess(len(r.body), 4 << 20, "the agent must be able to read the answer")
+            # Queued once: the next poll (after they were delivered) has none of them.
+            self.assertEqual(p.signed(API + "/commands/poll", b"{}", self.server_id, secret).json(),
+                             {"commands": []})
 
         with self.subTest("down"):
             self.fault("down")

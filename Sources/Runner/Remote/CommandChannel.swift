@@ -25,8 +25,8 @@ final class CommandChannel: Sendable {
         /// Ask the daemon for a snapshot now; `force` sends one even if nothing changed.
         let requestSnapshot: @Sendable (_ force: Bool) -> Void
         let isTerminating: @Sendable () -> Bool
-        /// Revoked (PANEL-API "Revocation"): every channel retries only every 15 minutes.
-        let isRevoked: @Sendable () -> Bool
+        /// The agent is marked revoked: failing requests are retried only every 15 minutes.
+        var isRevoked: @Sendable () -> Bool = { false }
     }
 
     /// The longest the panel holds a poll (PANEL-API: min(wait_s, 30)): fewer requests an hour on
@@ -42,7 +42,13 @@ final class CommandChannel: Sendable {
     /// Ids being executed in this process right now.
     private let inFlight = Mutex<Set<String>>([])
     private let reported = Mutex<[String: String]>([:])
+    /// SHA-256 of the `id` of each unanswerable command logged already: the panel delivers such a
+    /// command again and again (it can never get a result); it is logged once, not per delivery.
+    private let ignored = Mutex<Set<String>>([])
     private let counters = Mutex<(pending: Int, rejected: Int64)>((0, 0))
+    /// Finished commands whose result could not be written yet (full disk): kept here and
+    /// recorded by the result loop as soon as the disk lets it.
+    private let unrecorded = Mutex<[String: CommandRecord]>([:])
 
     init(_ deps: Dependencies) {
         self.deps = deps
@@ -81,8 +87,8 @@ final class CommandChannel: Sendable {
         pollWake.signal()
     }
 
-    /// SIGTERM: let both loops see it.
-    func stop() {
+    /// The end of a revocation: both loops try again now rather than in 15 minutes.
+    func wake() {
         pollWake.signal()
         resultWake.signal()
     }
@@ -92,37 +98,50 @@ final class CommandChannel: Sendable {
     private func pollLoop() {
         var backoff = Backoff()
         while !deps.isTerminating() {
-            let body = JSONValue.members([("wait_s", .int(Self.pollWait))]).encoded()
-            do throws(PanelClient.Failure) {
-                let reply = try deps.pollClient.post("/commands/poll", body: body, totalTimeout: Double(Self.pollWait) + 15)
-                guard reply.status == 200, case .object(let fields)? = reply.json,
-                      case .array(let commands)? = fields["commands"] else {
-                    report("poll", "failing", .warning, "command poll failed",
-                           [("error", "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))])
-                    wait(pollWake, retryDelay(&backoff))
-                    continue
-                }
-                backoff = Backoff()
-                report("poll", "ok", .info, "command channel open")
-                for command in commands.prefix(1000) {
-                    receive(command)
-                }
-            } catch {
-                report("poll", "failing", .warning, "command poll failed", [("error", error.description)])
-                wait(pollWake, retryDelay(&backoff))
+            if pollOnce(&backoff) > 256 << 10 {
+                // A large answer's tree was freed into this thread's malloc arena, which glibc
+                // would otherwise keep at its peak: give the pages back.
+                Heap.releaseFreePages()
             }
         }
     }
 
-    private func retryDelay(_ backoff: inout Backoff) -> Double {
-        deps.isRevoked() ? Daemon.revokedRetry : backoff.next()
+    /// One poll and the commands it brought; returns the size of the answer.
+    private func pollOnce(_ backoff: inout Backoff) -> Int {
+        let body = JSONValue.members([("wait_s", .int(Self.pollWait))]).encoded()
+        do throws(PanelClient.Failure) {
+            let reply = try deps.pollClient.post("/commands/poll", body: body, totalTimeout: Double(Self.pollWait) + 15)
+            guard reply.status == 200, case .object(let fields)? = reply.json,
+                  case .array(let commands)? = fields["commands"] else {
+                report("poll", "failing", .warning, "command poll failed",
+                       [("error", "panel answered HTTP \(reply.status)" + (reply.errorName.map { " (\($0))" } ?? ""))])
+                wait(pollWake, retryDelay(&backoff))
+                return reply.body.count
+            }
+            backoff = Backoff()
+            report("poll", "ok", .info, "command channel open")
+            for command in commands.prefix(1000) {
+                receive(command)
+            }
+            return reply.body.count
+        } catch {
+            report("poll", "failing", .warning, "command poll failed", [("error", error.description)])
+            wait(pollWake, retryDelay(&backoff))
+            return 0
+        }
     }
 
     private func wait(_ semaphore: DispatchSemaphore, _ seconds: Double) {
         guard !deps.isTerminating() else {
             return
         }
-        _ = semaphore.wait(timeout: .now() + seconds)
+        _ = AgentClock.wait(semaphore, seconds: seconds)
+    }
+
+    /// The next back-off, or PANEL-API's 15 minutes while the agent is marked revoked.
+    private func retryDelay(_ backoff: inout Backoff) -> Double {
+        let delay = backoff.next()
+        return deps.isRevoked() ? Daemon.revokedRetry : delay
     }
 
     /// One delivered command: answered from the store if seen before, else checked and run.
@@ -132,7 +151,20 @@ final class CommandChannel: Sendable {
         let id: String
         switch parsed {
         case .unanswerable(let reason):
-            deps.logger.warning("ignored a command that cannot be answered", [("reason", reason)])
+            var idBytes = value.encoded()
+            if case .object(let fields) = value {
+                idBytes = fields["id"]?.encoded() ?? []
+            }
+            let digest = Crypto.sha256Hex(idBytes)
+            let first = ignored.withLock { seen in
+                if seen.count >= 1024 {
+                    seen.removeAll()
+                }
+                return seen.insert(digest).inserted
+            }
+            if first {
+                deps.logger.warning("ignored a command that cannot be answered", [("reason", reason)])
+            }
             return
         case .rejected(let rejectedID, _, _):
             id = rejectedID
@@ -236,14 +268,13 @@ final class CommandChannel: Sendable {
         }
         record.phase = .done
         record.result = result
-        do {
-            try store.save(record)
-            PausePoint.reach("command:recorded")
-            applier.complete(command.id)
-        } catch {
-            // The journal stays: the next start rolls the edit back and answers `failed`.
-            deps.logger.error("a command's result could not be recorded", [("command", command.id),
-                                                                           ("error", error.description)])
+        PausePoint.reach("command:ran")
+        if let failure = finish(record) {
+            // Kept until it can be written (the result loop retries); the journal stays until
+            // then, so a stop before that rolls the edit back and answers `failed`.
+            deps.logger.error("a command's result could not be recorded yet; it is kept and recorded as soon as "
+                + "the disk allows", [("command", command.id), ("error", failure.description)])
+            unrecorded.withLock { $0[record.id] = record }
         }
         inFlight.withLock { _ = $0.remove(command.id) }
         deps.logger.log(result.status == .succeeded ? .info : .warning, "command finished",
@@ -253,6 +284,18 @@ final class CommandChannel: Sendable {
         }
         refreshPending()
         resultWake.signal()
+    }
+
+    /// Records a finished command, then lets its journal go; nil when recorded.
+    private func finish(_ record: CommandRecord) -> CommandStore.Failure? {
+        do {
+            try store.save(record)
+        } catch {
+            return error
+        }
+        PausePoint.reach("command:recorded")
+        applier.complete(record.id)
+        return nil
     }
 
     private func answer(_ record: CommandRecord) {
@@ -292,6 +335,10 @@ final class CommandChannel: Sendable {
         var backoff = Backoff()
         while !deps.isTerminating() {
             var delay = 30.0
+            for record in unrecorded.withLock({ Array($0.values) }) where finish(record) == nil {
+                deps.logger.info("a command's result was recorded after all", [("command", record.id)])
+                unrecorded.withLock { _ = $0.removeValue(forKey: record.id) }
+            }
             for record in store.unreported() {
                 guard !deps.isTerminating(), let result = record.result else {
                     break
@@ -306,6 +353,9 @@ final class CommandChannel: Sendable {
                     delay = retryDelay(&backoff)
                 }
                 break
+            }
+            if !unrecorded.withLock({ $0.isEmpty }) {
+                delay = min(delay, 5)
             }
             refreshPending()
             wait(resultWake, delay)
@@ -322,6 +372,11 @@ final class CommandChannel: Sendable {
             let reply = try deps.resultClient.post("/commands/\(record.id)/result", body: result.json.encoded())
             switch reply.status {
             case 200:
+                // Only the contract's JSON object acknowledges a result: a signed 200 with anything
+                // else (a proxy's page, a broken body) may not have been processed, so it is kept.
+                guard case .object? = reply.json else {
+                    return .retry("the panel's answer to a result is not a JSON object")
+                }
                 report("results", "ok", .info, "command results delivered")
                 markReported(record)
                 return .done
@@ -349,7 +404,7 @@ final class CommandChannel: Sendable {
     }
 
     private func refreshPending() {
-        let pending = store.unreported().count
+        let pending = store.unreported().count + unrecorded.withLock { $0.count }
         counters.withLock { $0.pending = pending }
     }
 

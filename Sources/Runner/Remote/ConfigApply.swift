@@ -84,7 +84,9 @@ struct ConfigApplier: Sendable {
         do {
             try InPlaceFile.replaceContents(of: path, with: new)
         } catch {
-            restore(old, path: path)
+            if !InPlaceFile.leftUntouched(error) {
+                restore(old, path: path)
+            }
             journal.discard()
             return finish(.failed, "\(file.rawValue) could not be written (\(error.description)); the previous content is kept")
         }
