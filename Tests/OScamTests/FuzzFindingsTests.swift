@@ -1,0 +1,15 @@
+import Testing
+@testable import OScam
+
+/// What the fuzz targets (reliability/fuzz, docs/reliability.md "Fuzzing") found, each kept as
+/// the smallest input that broke the invariant, so the fix stays fixed without a fuzzer.
+@Suite struct FuzzFindingsTests {
+    /// config_document: an oscam.conf section name with a control byte went raw into the
+    /// "set again" warning, so a file could forge a line in `check-config`'s output.
+    @Test func aSectionNameCannotForgeALineInAProblem() {
+        let document = ConfigDocument(text: "[rk\u{0}der]\ndevice = a\ndevice = b\n", file: .conf, path: "oscam.conf")
+        let messages = document.allProblems().map(\.message)
+        #expect(messages.contains("key 'device' in [rk?der] is set again on line 3, which wins"))
+        #expect(!messages.contains { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
+    }
+}
