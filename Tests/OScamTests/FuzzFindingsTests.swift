@@ -12,4 +12,11 @@ import Testing
         #expect(messages.contains("key 'device' in [rk?der] is set again on line 3, which wins"))
         #expect(!messages.contains { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
     }
+
+    /// list_syntax: an ident group without `:` was read as a CAID with no provider, which OScam
+    /// skips (chk_ftab), and its notation `0000:` did not read back.
+    @Test(arguments: ["0", "0963", "0963:000000;098C"])
+    func anIdentGroupWithoutProvidersIsRefused(_ value: String) {
+        #expect(throws: ListSyntaxError.self) { try ListSyntax.idents(value) }
+    }
 }

@@ -151,18 +151,20 @@ public enum ListSyntax {
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: "ident", position: position + 1, message: message)
             }
-            let colon = group.firstIndex(of: UInt8(ascii: ":"))
-            guard let caid = hexBytes(group[..<(colon ?? group.endIndex)], maxDigits: 4) else {
+            // OScam's chk_ftab skips a group without ':' (it has no provider, and a group
+            // without one is never added), so such a group is not an ident OScam applies.
+            guard let colon = group.firstIndex(of: UInt8(ascii: ":")) else {
+                throw fail("group is not CAID:PROVIDER[,PROVIDER...]")
+            }
+            guard let caid = hexBytes(group[..<colon], maxDigits: 4) else {
                 throw fail("CAID is not 1 to 4 hex digits")
             }
             var providers: [UInt32] = []
-            if let colon {
-                for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    guard let value = hexBytes(provider, maxDigits: 6) else {
-                        throw fail("provider is not 1 to 6 hex digits")
-                    }
-                    providers.append(value)
+            for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                guard let value = hexBytes(provider, maxDigits: 6) else {
+                    throw fail("provider is not 1 to 6 hex digits")
                 }
+                providers.append(value)
             }
             result.append(IdentEntry(caid: UInt16(caid), providers: providers))
         }
