@@ -19,4 +19,13 @@ import Testing
     func anIdentGroupWithoutProvidersIsRefused(_ value: String) {
         #expect(throws: ListSyntaxError.self) { try ListSyntax.idents(value) }
     }
+
+    /// list_syntax: port lists were split on `Character`s, and Unicode makes U+037E (Greek
+    /// question mark) canonically equal to `;`, so `12\u{37E}` was two entries to the agent and
+    /// one to OScam, and the error named an entry past the end of the list.
+    @Test func aGreekQuestionMarkDoesNotSplitAPortList() {
+        #expect(throws: ListSyntaxError(syntax: "cs378x port", position: 1, message: "port must be a number from 0 to 65535")) {
+            try ListSyntax.camd35Ports("12\u{37E}")
+        }
+    }
 }

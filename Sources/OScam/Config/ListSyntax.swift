@@ -196,7 +196,7 @@ public enum ListSyntax {
     /// `httpallowed = 127.0.0.1,192.168.0.0-192.168.255.255,::1`.
     public static func ipRanges(_ text: String) throws(ListSyntaxError) -> [IPRange] {
         var result: [IPRange] = []
-        for (position, item) in items(text, separator: ",").enumerated() {
+        for (position, item) in items(text, separator: UInt8(ascii: ",")).enumerated() {
             let bounds = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { trimmed($0) }
             guard let lower = IPAddress(String(bounds[0])),
                   let upper = bounds.count == 2 ? IPAddress(String(bounds[1])) : lower,
@@ -221,7 +221,7 @@ public enum ListSyntax {
     /// `port = 12000,12001`: `[cccam]` (up to 32) and `[gbox]`.
     public static func portList(_ text: String, limit: Int = 32) throws(ListSyntaxError) -> [Int] {
         var result: [Int] = []
-        for (position, item) in items(text, separator: ",").enumerated() {
+        for (position, item) in items(text, separator: UInt8(ascii: ",")).enumerated() {
             guard position < limit else {
                 throw ListSyntaxError(syntax: "port", position: position + 1, message: "more than \(limit) ports")
             }
@@ -271,7 +271,7 @@ public enum ListSyntax {
     private static func caidPorts(_ text: String, allowKey: Bool) throws(ListSyntaxError) -> [ListenerPort] {
         var result: [ListenerPort] = []
         let syntax = allowKey ? "newcamd port" : "cs378x port"
-        for (position, item) in items(text, separator: ";").enumerated() {
+        for (position, item) in items(text, separator: UInt8(ascii: ";")).enumerated() {
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: syntax, position: position + 1, message: message)
             }
@@ -322,13 +322,10 @@ public enum ListSyntax {
     // MARK: - Helpers
 
     /// Splits a list and trims each item; an empty list gives no items, an empty item is kept
-    /// so the parser can name its position.
-    private static func items(_ text: String, separator: Character) -> [String] {
-        let whole = trimmed(Substring(text))
-        guard !whole.isEmpty else {
-            return []
-        }
-        return whole.split(separator: separator, omittingEmptySubsequences: false).map { String(trimmed($0)) }
+    /// so the parser can name its position. On bytes, as OScam's strtok does: split on
+    /// `Character`s, `;` would also match U+037E, which Unicode makes canonically equal to it.
+    private static func items(_ text: String, separator: UInt8) -> [String] {
+        byteItems(text, separator: separator).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Splits a list on `separator` and trims spaces and TABs around each item, on bytes (these
