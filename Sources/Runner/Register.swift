@@ -127,7 +127,9 @@ enum Register {
             registered.status = .registered
             registered.serverID = serverID
             registered.registeredAt = received
-            if case .int(let serverTime)? = members["server_time"] {
+            // Only a time a timestamp header could carry: the offset is subtracted here and
+            // added to the local clock for every later request, and must overflow in neither.
+            if case .int(let serverTime)? = members["server_time"], PanelSigner.timestampRange.contains(serverTime) {
                 registered.clockOffset = serverTime - received
             }
             do {

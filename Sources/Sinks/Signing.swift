@@ -54,6 +54,9 @@ public struct PanelSigner: Sendable {
         return Crypto.constantTimeEqual(Array(expected.utf8), Array(signatureHeader.utf8)) ? timestamp : nil
     }
 
+    /// Every time a timestamp header can carry: canonical decimals of at most 18 digits.
+    public static let timestampRange: ClosedRange<Int64> = 0...999_999_999_999_999_999
+
     /// Canonical decimal: digits only, no sign, no leading zeros (PANEL-API.md "Formats").
     public static func canonicalTimestamp(_ text: String) -> Int64? {
         let bytes = Array(text.utf8)

@@ -125,7 +125,7 @@ extension ConfigDocument {
             for setting in settings where lastLine[setting.key] != setting.line {
                 found.append(ConfigProblem(
                     path: path, line: setting.line, severity: .warning,
-                    message: "key '\(printable(setting.key))' in [\(name)] is set again on line "
+                    message: "key '\(printable(setting.key))' in [\(printable(name))] is set again on line "
                         + "\(lastLine[setting.key] ?? 0), which wins"))
             }
         }

@@ -151,18 +151,20 @@ public enum ListSyntax {
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: "ident", position: position + 1, message: message)
             }
-            let colon = group.firstIndex(of: UInt8(ascii: ":"))
-            guard let caid = hexBytes(group[..<(colon ?? group.endIndex)], maxDigits: 4) else {
+            // OScam's chk_ftab skips a group without ':' (it has no provider, and a group
+            // without one is never added), so such a group is not an ident OScam applies.
+            guard let colon = group.firstIndex(of: UInt8(ascii: ":")) else {
+                throw fail("group is not CAID:PROVIDER[,PROVIDER...]")
+            }
+            guard let caid = hexBytes(group[..<colon], maxDigits: 4) else {
                 throw fail("CAID is not 1 to 4 hex digits")
             }
             var providers: [UInt32] = []
-            if let colon {
-                for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    guard let value = hexBytes(provider, maxDigits: 6) else {
-                        throw fail("provider is not 1 to 6 hex digits")
-                    }
-                    providers.append(value)
+            for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                guard let value = hexBytes(provider, maxDigits: 6) else {
+                    throw fail("provider is not 1 to 6 hex digits")
                 }
+                providers.append(value)
             }
             result.append(IdentEntry(caid: UInt16(caid), providers: providers))
         }
@@ -194,7 +196,7 @@ public enum ListSyntax {
     /// `httpallowed = 127.0.0.1,192.168.0.0-192.168.255.255,::1`.
     public static func ipRanges(_ text: String) throws(ListSyntaxError) -> [IPRange] {
         var result: [IPRange] = []
-        for (position, item) in items(text, separator: ",").enumerated() {
+        for (position, item) in items(text, separator: UInt8(ascii: ",")).enumerated() {
             let bounds = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { trimmed($0) }
             guard let lower = IPAddress(String(bounds[0])),
                   let upper = bounds.count == 2 ? IPAddress(String(bounds[1])) : lower,
@@ -219,7 +221,7 @@ public enum ListSyntax {
     /// `port = 12000,12001`: `[cccam]` (up to 32) and `[gbox]`.
     public static func portList(_ text: String, limit: Int = 32) throws(ListSyntaxError) -> [Int] {
         var result: [Int] = []
-        for (position, item) in items(text, separator: ",").enumerated() {
+        for (position, item) in items(text, separator: UInt8(ascii: ",")).enumerated() {
             guard position < limit else {
                 throw ListSyntaxError(syntax: "port", position: position + 1, message: "more than \(limit) ports")
             }
@@ -269,7 +271,7 @@ public enum ListSyntax {
     private static func caidPorts(_ text: String, allowKey: Bool) throws(ListSyntaxError) -> [ListenerPort] {
         var result: [ListenerPort] = []
         let syntax = allowKey ? "newcamd port" : "cs378x port"
-        for (position, item) in items(text, separator: ";").enumerated() {
+        for (position, item) in items(text, separator: UInt8(ascii: ";")).enumerated() {
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: syntax, position: position + 1, message: message)
             }
@@ -320,13 +322,10 @@ public enum ListSyntax {
     // MARK: - Helpers
 
     /// Splits a list and trims each item; an empty list gives no items, an empty item is kept
-    /// so the parser can name its position.
-    private static func items(_ text: String, separator: Character) -> [String] {
-        let whole = trimmed(Substring(text))
-        guard !whole.isEmpty else {
-            return []
-        }
-        return whole.split(separator: separator, omittingEmptySubsequences: false).map { String(trimmed($0)) }
+    /// so the parser can name its position. On bytes, as OScam's strtok does: split on
+    /// `Character`s, `;` would also match U+037E, which Unicode makes canonically equal to it.
+    private static func items(_ text: String, separator: UInt8) -> [String] {
+        byteItems(text, separator: separator).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Splits a list on `separator` and trims spaces and TABs around each item, on bytes (these

@@ -174,8 +174,15 @@ struct CommandStore: Sendable {
 
     /// Drops answered records well past their expiry.
     func prune(now: Int64) {
-        for record in all() where record.reported && record.expiresAt + Self.keepAfterExpiry < now {
+        for record in all() where Self.isPastKeeping(record, now: now) {
             unlink(path(record.id))
         }
+    }
+
+    /// Whether an answered record has been kept long enough. `expires_at` is the panel's number:
+    /// one near `Int64.max` ("never") must mean "keep", not an overflow that traps at every start.
+    static func isPastKeeping(_ record: CommandRecord, now: Int64) -> Bool {
+        let (keepUntil, overflow) = record.expiresAt.addingReportingOverflow(keepAfterExpiry)
+        return record.reported && !overflow && keepUntil < now
     }
 }
