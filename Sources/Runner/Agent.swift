@@ -13,6 +13,7 @@ enum Exit {
     static let usage: Int32 = 64
     static let unavailable: Int32 = 69
     static let software: Int32 = 70
+    static let tempfail: Int32 = 75
     static let config: Int32 = 78
 }
 

@@ -84,6 +84,9 @@ final class Daemon: @unchecked Sendable {
                 + "only for a test)")
             return Exit.config
         }
+        if let status = StateLock.acquire(setup.config.stateDir, logger: logger) {
+            return status
+        }
         if let failure = Canary.check(collectors: Registry.all.map { $0.make() }, encoder: Collection.encoder) {
             logger.error("canary self-test failed; refusing to send anything", [("reason", failure.description)])
             return Exit.software

@@ -31,6 +31,9 @@ enum Register {
             setup.problems.forEach { logger.error("configuration problem", [("at", $0.description)]) }
             return Exit.config
         }
+        if let status = StateLock.acquire(setup.config.stateDir, logger: logger) {
+            return status
+        }
         switch register(config: setup.config, transport: CurlTransport(), logger: logger) {
         case .registered(let serverID, let already):
             logger.info(already ? "already registered" : "registered", [("server_id", serverID)])

@@ -42,6 +42,53 @@ struct AgentState: Sendable, Equatable {
     }
 }
 
+/// One agent process per state dir: `state_dir/lock`, held with flock(2) for the life of the
+/// process (the kernel lets it go when the process dies, also on SIGKILL). Two daemons on one
+/// state dir would each run commands and roll back each other's edits at start-up.
+enum StateLock {
+    enum Outcome {
+        case held
+        /// Another process holds it: exit 75 (systemd tries again later).
+        case busy(String)
+        case failed(String)
+    }
+
+    static func acquire(_ directory: String) -> Outcome {
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            return .failed("\(directory): cannot create the state directory: \(String(cString: strerror(errno)))")
+        }
+        let path = directory + "/lock"
+        // Read-only and 0644: it holds nothing, and flock(2) needs no write access.
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            return .failed("\(path): cannot open the agent's lock: \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            return code == EWOULDBLOCK
+                ? .busy("another myosicam-agent is running with the state directory \(directory); not starting a second")
+                : .failed("\(path): cannot lock: \(String(cString: strerror(code)))")
+        }
+        // Kept open, and so locked, until the process ends.
+        return .held
+    }
+
+    /// nil when the lock is held; else the exit status, with the reason logged.
+    static func acquire(_ directory: String, logger: Logger) -> Int32? {
+        switch acquire(directory) {
+        case .held:
+            return nil
+        case .busy(let message):
+            logger.error(message)
+            return Exit.tempfail
+        case .failed(let message):
+            logger.error(message)
+            return Exit.config
+        }
+    }
+}
+
 /// Reading and writing the state file. A state file that exists but cannot be read or makes no
 /// sense is an error that names it: it is never silently replaced, since a new registration
 /// would orphan the server the panel knows.

@@ -486,6 +486,27 @@ import TestSupport
         #expect(stopped.stderr.contains("recorded after all"), "\(stopped.stderr)")
     }
 
+    /// Two daemons on one state dir would each run commands and roll back each other's edits at
+    /// start-up: the second refuses (75, systemd tries again later), until the first is gone.
+    @Test func aSecondAgentOnTheSameStateDirRefusesToStart() throws {
+        let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1"])
+        let (conf, _) = try Self.agentConf(panel, tree: try Self.tree())
+        let first = try Running(["run", "--config", conf, "--allow-root"])
+        #expect(try Self.waitFor(15) { try Self.serverID(panel) != nil })
+        let second = try Running(["run", "--config", conf, "--allow-root"])
+        second.process.waitUntilExit()
+        #expect(second.process.terminationStatus == Exit.tempfail)
+        let refused = String(decoding: second.errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(refused.contains("another myosicam-agent is running"), "\(refused)")
+        #expect(first.process.isRunning)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        let third = try Running(["run", "--config", conf, "--allow-root"])
+        usleep(1_500_000)
+        #expect(third.process.isRunning, "the lock goes with the process, also on SIGKILL")
+        #expect(third.terminate().status == 0)
+    }
+
     @Test func refusesToRunAsRootWithoutAllowRoot() throws {
         guard getuid() == 0 else {
             return
