@@ -20,39 +20,32 @@ public func fuzzListSyntax(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // On bytes: the parsers split on bytes or on whole characters, never finer.
     let items = 1 + text.utf8.filter { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: ";") }.count
 
-    func refused(_ error: ListSyntaxError) {
-        require(knownMessages.contains(error.message), "unknown message, perhaps quoting the value: \(error.message)")
-        require((1...items).contains(error.position), "\(error.syntax): position \(error.position) of \(items) items")
+    /// Runs `parser` on the text and `accepted` on what it returns; a refusal must name an entry
+    /// inside the list and be one of the fixed messages.
+    func check<Parsed>(_ parser: (String) throws(ListSyntaxError) -> Parsed, _ accepted: (Parsed) -> Void) {
+        do {
+            accepted(try parser(text))
+        } catch {
+            require(knownMessages.contains(error.message), "unknown message, perhaps quoting the value: \(error.message)")
+            require((1...items).contains(error.position), "\(error.syntax): position \(error.position) of \(items) items")
+        }
     }
 
-    do {
-        let caids = try ListSyntax.caids(text)
+    check(ListSyntax.caids) { caids in
         let again = try? ListSyntax.caids(caids.map(\.text).joined(separator: ","))
         require(again == caids, "caid list does not survive OScam's notation: \(caids.map(\.text))")
-    } catch {
-        refused(error)
     }
-
-    do {
-        let idents = try ListSyntax.idents(text)
+    check(ListSyntax.idents) { idents in
         require(idents.allSatisfy { $0.providers.allSatisfy { $0 <= 0xFFFFFF } }, "provider beyond 6 hex digits")
         let again = try? ListSyntax.idents(idents.map(\.text).joined(separator: ";"))
         require(again == idents, "ident list does not survive OScam's notation: \(idents.map(\.text))")
-    } catch {
-        refused(error)
     }
-
-    do {
-        let groups = try ListSyntax.groups(text)
+    check(ListSyntax.groups) { groups in
         require(groups.allSatisfy { (1...64).contains($0) }, "group out of range: \(groups)")
         require(groups == Array(Set(groups)).sorted(), "groups must be sorted and unique: \(groups)")
         require((try? ListSyntax.groups(groups.map(String.init).joined(separator: ","))) == groups, "groups round trip")
-    } catch {
-        refused(error)
     }
-
-    do {
-        let ranges = try ListSyntax.ipRanges(text)
+    check(ListSyntax.ipRanges) { ranges in
         for range in ranges {
             require(range.lower.family == range.upper.family, "a range across address families")
             require(range.contains(range.lower) && range.contains(range.upper), "a range must contain its bounds")
@@ -60,37 +53,18 @@ public func fuzzListSyntax(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         let again = try? ListSyntax.ipRanges(ranges.map(\.text).joined(separator: ","))
         require(again == ranges, "ip ranges round trip")
-    } catch {
-        refused(error)
     }
-
-    do {
-        let port = try ListSyntax.port(text)
+    check(ListSyntax.port) { port in
         require((0...65535).contains(port), "port out of range: \(port)")
         require((try? ListSyntax.port(String(port))) == port, "port round trip")
-    } catch {
-        refused(error)
     }
-
-    do {
-        let ports = try ListSyntax.portList(text)
+    check({ (text: String) throws(ListSyntaxError) in try ListSyntax.portList(text) }) { ports in
         require(ports.count <= 32 && ports.allSatisfy { (0...65535).contains($0) }, "port list out of range: \(ports)")
-    } catch {
-        refused(error)
     }
-
-    do {
-        checkListeners(try ListSyntax.camd35Ports(text))
-    } catch {
-        refused(error)
-    }
-
-    do {
-        let ports = try ListSyntax.newcamdPorts(text)
+    check(ListSyntax.camd35Ports, checkListeners)
+    check(ListSyntax.newcamdPorts) { ports in
         checkListeners(ports)
         require(ports.count == 1 || ports.allSatisfy { $0.caid != nil }, "newcamd ports need @CAID")
-    } catch {
-        refused(error)
     }
 
     for key in ListSyntax.newcamdPortKeys(text) {
