@@ -13,6 +13,17 @@ import Testing
         #expect(!messages.contains { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
     }
 
+    /// config_document: an upsert naming a key in both `set` and `unset` removed it from an
+    /// existing account but wrote it into a new one (input: `# mini` and such an edit).
+    @Test(arguments: ["# mini", "[account]\nuser = ünï\ngroup = 3\n"])
+    func aKeyBothSetAndUnsetEndsUpAbsentForANewAccountToo(_ text: String) throws {
+        var document = ConfigDocument(text: text, file: .user, path: "oscam.user")
+        try document.apply([.upsertAccount(user: "ünï", set: [KeyValue("nice", "1"), KeyValue("group", "1,2")],
+                                           unset: ["group"])])
+        let account = try #require(document.records().first)
+        #expect(account.value("group") == nil && account.value("nice") == "1")
+    }
+
     /// list_syntax: an ident group without `:` was read as a CAID with no provider, which OScam
     /// skips (chk_ftab), and its notation `0000:` did not read back.
     @Test(arguments: ["0", "0963", "0963:000000;098C"])

@@ -31,7 +31,7 @@ final class SigningRegistrationPanel: HTTPTransport {
 
 /// Crashes found by following what the panel_response fuzz target's parsers accept into the code
 /// that uses it (reliability/fuzz, docs/reliability.md "Fuzzing"): numbers the panel may send
-/// that traps in the agent's arithmetic turned into a crash at every start.
+/// that trapped in the agent's arithmetic, and turned into a crash at every start.
 @Suite struct FuzzFindingsTests {
     /// A valid command may say it expires at `Int64.max`; once answered, pruning its record added
     /// a day to that and trapped, at every start of the daemon.

@@ -232,8 +232,10 @@ extension ConfigDocument {
                 }
                 return changed ? "account:\(user)" : nil
             }
+            // As for an existing account, `set` goes first and `unset` after it, so a key named
+            // in both ends up absent whether or not the account was there before.
             let position = appendBlock(header: file.recordSection ?? "account",
-                                       settings: [KeyValue("user", user)] + set)
+                                       settings: [KeyValue("user", user)] + set.filter { !unset.contains($0.key) })
             index[user] = [position]
             return "account:\(user)"
         case .deleteAccount(let user):
