@@ -116,7 +116,7 @@ import TestSupport
 
     static func with(label: String, extraConf: String = "", webifExtra: String = "", allowedActions: String? = nil,
                      serviceLines: [String] = [], unit: Bool = false,
-                     _ body: (Rig) async throws -> Void) async throws {
+                     _ body: @escaping @Sendable (Rig) throws -> Void) async throws {
         let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "300",
                                                          "--redeliver-after", "5"])
         defer { panel.stop() }
@@ -162,7 +162,9 @@ import TestSupport
                 """, to: dir + "/agent.conf")
             let rig = Rig(panel: panel, standIn: standIn, conf: dir + "/agent.conf", dir: dir)
             defer { _ = rig.stop() }
-            try await body(rig)
+            // The body waits by sleeping: off the small cooperative pool, which every other
+            // async test of the run shares (two threads on a two-core CI machine).
+            try await TestEnvironment.offPool { try body(rig) }
         }
     }
 
