@@ -55,7 +55,8 @@ bench-peers: deps
 	    || { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends prometheus-node-exporter collectd; }
 	swift build -c release --product myosicam-agent >/dev/null
 	mkdir -p bench/out
-	python3 bench/peers.py "$$(swift build -c release --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) | tee bench/out/peers.md
+	python3 bench/peers.py "$$(swift build -c release --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) > bench/out/peers.md
+	cat bench/out/peers.md
 
 # The reliability and security suite (docs/reliability.md): MODE=short (CI) or MODE=long.
 MODE ?= short

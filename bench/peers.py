@@ -170,7 +170,13 @@ def main():
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(collectd)
         url = "http://127.0.0.1:%d/metrics" % exporter_port
-        wait_for(lambda: urllib.request.urlopen(url, timeout=2).status == 200, 30, "node-exporter")
+
+        def exporter_up():
+            try:
+                return urllib.request.urlopen(url, timeout=2).status == 200
+            except OSError:
+                return False  # not listening yet
+        wait_for(exporter_up, 30, "node-exporter")
 
         # Let start-up settle, then measure a steady state.
         time.sleep(20)
