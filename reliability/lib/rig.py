@@ -176,6 +176,17 @@ def kill_tree_of(marker, grace=5):
                 pass
 
 
+def terminate(proc, grace):
+    """SIGTERM to a child, SIGKILL after `grace` seconds; waits for it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -229,13 +240,7 @@ class Panel:
         self.ca = os.path.join(self.data, "ca.pem")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         self.log_file.close()
 
     def admin(self, *args, stdin=None, binary=False):
@@ -453,12 +458,7 @@ class Agent:
         if not self.running():
             return (self.proc.returncode if self.proc else None), 0.0
         start = time.monotonic()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, timeout)
         return self.proc.returncode, time.monotonic() - start
 
     def log_text(self):
