@@ -30,7 +30,7 @@ public enum AtomicFile {
     /// Replaces `path` with `bytes`, created with `mode` (the umask does not apply).
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(Error) {
         let directory = Files.parent(of: path)
-        let temporary = directory + "/." + basename(of: path) + ".tmp-" + String(getpid())
+        let temporary = directory + "/." + basename(of: path) + temporaryMarker + String(getpid())
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else {
             throw Error(path: temporary, operation: "create", errno: errno)
@@ -58,6 +58,22 @@ public enum AtomicFile {
             fsync(dirfd)
             close(dirfd)
         }
+    }
+
+    static let temporaryMarker = ".tmp-"
+
+    /// Removes the temporary files of `write` that a process killed in the middle left in
+    /// `directory` (`.<name>.tmp-<pid>`, not renamed yet). Only for a directory no other process
+    /// is writing to; returns how many were removed.
+    @discardableResult
+    public static func removeLeftovers(in directory: String) -> Int {
+        var removed = 0
+        for name in Files.list(directory) ?? [] where name.hasPrefix(".") && name.contains(temporaryMarker) {
+            if unlink(directory + "/" + name) == 0 {
+                removed += 1
+            }
+        }
+        return removed
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) -> Error? {

@@ -87,6 +87,8 @@ final class Daemon: @unchecked Sendable {
         if let status = StateLock.acquire(setup.config.stateDir, logger: logger) {
             return status
         }
+        // Holding the lock, no other agent writes here: half-made files of a killed one can go.
+        StateLock.removeLeftovers(setup.config.stateDir)
         if let failure = Canary.check(collectors: Registry.all.map { $0.make() }, encoder: Collection.encoder) {
             logger.error("canary self-test failed; refusing to send anything", [("reason", failure.description)])
             return Exit.software

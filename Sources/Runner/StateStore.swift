@@ -74,6 +74,16 @@ enum StateLock {
         return .held
     }
 
+    /// Removes the temporary files a killed agent left in the state dir and its subdirectories
+    /// (state, status, spool, command records, journal). Call with the lock held.
+    static func removeLeftovers(_ directory: String) {
+        var directories = [directory] + ["spool", "commands", "journal", "backup"].map { directory + "/" + $0 }
+        directories += (Files.list(directory + "/backup") ?? []).map { directory + "/backup/" + $0 }
+        for path in directories {
+            AtomicFile.removeLeftovers(in: path)
+        }
+    }
+
     /// nil when the lock is held; else the exit status, with the reason logged.
     static func acquire(_ directory: String, logger: Logger) -> Int32? {
         switch acquire(directory) {

@@ -322,14 +322,8 @@ import TestSupport
     func aResultAnsweredWithoutItsJSONIsSentAgain(_ fault: String) throws {
         let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--redeliver-after", "600"])
         let (conf, _) = try Self.agentConf(panel, tree: try Self.tree())
-        let agent = try Running(["run", "--config", conf, "--allow-root"],
-                                environment: ["MYOSICAM_TEST_PAUSE_AT": "command:recorded"])
-        var server: String?
-        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
-        let id = try #require(server)
-        try panel.admin(["command", id, "{\"id\":\"cmd_garbage_ack\",\"type\":\"resync\"}"])
+        let (agent, id) = try Self.pausedOnACommand(panel, conf: conf, at: "command:recorded", id: "cmd_garbage_ack")
         let pid = agent.process.processIdentifier
-        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the result is recorded, not yet sent")
         try panel.admin(["fault", fault])
         kill(pid, SIGCONT)
         #expect(try Self.waitFor(10) {
@@ -429,6 +423,20 @@ import TestSupport
         #expect(full.count <= 4, "once per state change, not per try:\n\(full.joined(separator: "\n"))")
     }
 
+    /// The agent, registered, stopped at pause point `point` of a `resync` command `id`; and the
+    /// server id.
+    static func pausedOnACommand(_ panel: DevPanelProcess, conf: String, at point: String,
+                                 id: String) throws -> (Running, String) {
+        let agent = try Running(["run", "--config", conf, "--allow-root"], environment: ["MYOSICAM_TEST_PAUSE_AT": point])
+        var server: String?
+        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
+        let serverID = try #require(server)
+        try panel.admin(["command", serverID, "{\"id\":\"\(id)\",\"type\":\"resync\"}"])
+        let pid = agent.process.processIdentifier
+        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the agent reached \(point)")
+        return (agent, serverID)
+    }
+
     /// A size-limited tmpfs on `path` (a new directory); returns what unmounts it. Needs root.
     static func mountTmpfs(_ path: String, size: String) throws -> () -> Void {
         #expect(mkdir(path, 0o700) == 0)
@@ -468,14 +476,8 @@ import TestSupport
         let state = dir + "/state"
         let unmount = try Self.mountTmpfs(state, size: "512k")
         defer { unmount() }
-        let agent = try Running(["run", "--config", conf, "--allow-root"],
-                                environment: ["MYOSICAM_TEST_PAUSE_AT": "command:ran"])
-        var server: String?
-        #expect(try Self.waitFor(15) { server = try Self.serverID(panel); return server != nil })
-        let id = try #require(server)
-        try panel.admin(["command", id, "{\"id\":\"cmd_full_result\",\"type\":\"resync\"}"])
+        let (agent, id) = try Self.pausedOnACommand(panel, conf: conf, at: "command:ran", id: "cmd_full_result")
         let pid = agent.process.processIdentifier
-        #expect(Self.waitFor(20) { CommandTests.isStopped(pid) }, "the command ran; its result is not recorded")
         Self.fill(state + "/filler")
         kill(pid, SIGCONT)
         usleep(3_000_000)
