@@ -62,22 +62,3 @@ public enum Files {
         return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
     }
 }
-
-/// The process's heap.
-public enum Heap {
-    private typealias Trim = @convention(c) (Int) -> Int32
-
-    /// glibc's `malloc_trim(0)` (not in Swift's Glibc module, so looked up once): gives the free
-    /// pages of every malloc arena back to the system. A worker thread's arena otherwise keeps
-    /// the peak of a large transient allocation (a big panel answer's JSON tree) for good.
-    public static func releaseFreePages() {
-        _ = trim?(0)
-    }
-
-    private static let trim: Trim? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else {
-            return nil
-        }
-        return unsafeBitCast(symbol, to: Trim.self)
-    }()
-}

@@ -188,15 +188,23 @@ final class Daemon: @unchecked Sendable {
             }
             let time = Self.monotonic()
             let requested = snapshotRequest.exchange(0, ordering: .relaxed)
+            var collected = false
             if time >= nextSnapshot || requested > 0 {
                 snapshot(force: requested == 2)
                 nextSnapshot = Self.monotonic() + snapshotInterval
+                collected = true
             }
             if time >= nextFlush {
                 flush()
             }
             if time >= nextHeartbeat {
                 heartbeat()
+            }
+            if collected {
+                // A collection's peak (every account of every instance, the payload) is freed,
+                // and the code it ran is not needed until the next one (docs/performance.md).
+                Heap.releaseFreePages()
+                MappedCode.release()
             }
             notifier.watchdog()
             let next = [nextHeartbeat, nextSnapshot, spool.entries().isEmpty ? Double.infinity : nextFlush,
