@@ -18,6 +18,15 @@ def sample(pid):
     return (int(fields[11]) + int(fields[12])) / tick, rss
 
 
+def anonymous(pid):
+    """RssAnon: the process's own memory, without the mapped binary and libraries."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def heartbeats():
     db = sqlite3.connect(f"file:{data}/devpanel.sqlite3?mode=ro", uri=True)
     try:
@@ -50,6 +59,7 @@ print(f"# Daemon steady state ({elapsed:.0f} s, 1 s heartbeat, example tree)\n")
 print("| Figure | myosicam-agent | development panel (Python) | Ratio |")
 print("|---|---|---|---|")
 print(f"| RSS at the end | {arss:.1f} MB | {prss:.1f} MB | {arss / prss:.2f}x |")
+print(f"| of which RssAnon (own memory) | {anonymous(agent):.1f} MB | {anonymous(panel):.1f} MB | |")
 print(f"| CPU over the run | {100 * (a1 - a0) / elapsed:.2f} % of a core | {100 * (p1 - p0) / elapsed:.2f} % | "
       f"{(a1 - a0) / max(1e-9, p1 - p0):.2f}x |")
 print(f"| RSS slope | {slope * 3600:.2f} MB per hour | | |")

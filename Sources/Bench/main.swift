@@ -1,6 +1,7 @@
 // The benchmark driver behind `make bench` (bench/run). Not shipped.
 //
-//   Bench parse FILE [--repeat N]        parse an oscam.user and build its account view
+//   Bench parse FILE [--repeat N]        read an oscam.user the collectors' way, then parse it into
+//                                        the document model and build its account view
 //   Bench cycle DIR... [--cycles N]      collect → filter → encode over config dirs, N times
 //
 // Prints one `key=value` line per figure, for bench/run to compare against its peers.
@@ -16,8 +17,10 @@ func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
-/// Peak and current resident set from /proc/self/status, in MB.
-func memory() -> (peak: Double, current: Double) {
+/// Peak and current resident set from /proc/self/status, in MB; `anonymous` is the part that is
+/// the process's own memory (heap, stacks), the rest is mapped files (the binary and its
+/// libraries).
+func memory() -> (peak: Double, current: Double, anonymous: Double) {
     let text = (try? RealFileSystem().readText("/proc/self/status")) ?? ""
     func value(_ key: String) -> Double {
         for line in text.split(separator: "\n") where line.hasPrefix(key) {
@@ -26,7 +29,7 @@ func memory() -> (peak: Double, current: Double) {
         }
         return 0
     }
-    return (value("VmHWM:"), value("VmRSS:"))
+    return (value("VmHWM:"), value("VmRSS:"), value("RssAnon:"))
 }
 
 /// User + system CPU seconds of this process so far.
@@ -49,6 +52,14 @@ func option(_ name: String, in arguments: [String], default value: Int) -> Int {
     return Int(arguments[index + 1]) ?? value
 }
 
+/// `--dump FILE`: where to write the first cycle's payload, to compare two builds byte for byte.
+func dumpPath(_ arguments: [String]) -> String? {
+    guard let index = arguments.firstIndex(of: "--dump"), index + 1 < arguments.count else {
+        return nil
+    }
+    return arguments[index + 1]
+}
+
 struct NoNetwork: HTTPTransport {
     func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
         throw HTTPError(kind: .refused, message: "benchmark: no network")
@@ -67,15 +78,31 @@ func parse(_ arguments: [String]) -> Int32 {
         return 66
     }
     let clock = ContinuousClock()
+    let repeats = option("--repeat", in: arguments, default: 5)
+    // The collectors' reading first, so that its peak RSS is not the document model's.
+    var scanTimes: [Double] = []
+    var scanned = 0
+    for _ in 0..<repeats {
+        let start = clock.now
+        scanned = FileAnalysis(scanning: bytes, file: .user, path: path).accounts?.count ?? 0
+        scanTimes.append(milliseconds(start.duration(to: clock.now)))
+    }
+    let scanPeak = memory().peak
     var times: [Double] = []
     var accounts = 0
-    for _ in 0..<option("--repeat", in: arguments, default: 5) {
+    for _ in 0..<repeats {
         let start = clock.now
         let document = ConfigDocument(bytes: bytes, file: .user, path: path)
         accounts = document.accounts().value.count
         times.append(milliseconds(start.duration(to: clock.now)))
     }
+    guard scanned == accounts else {
+        print("error=the scan found \(scanned) accounts, the document \(accounts)")
+        return 70
+    }
     print("accounts=\(accounts)")
+    print("scan_ms_median=\(median(scanTimes))")
+    print("scan_peak_rss_mb=\(scanPeak)")
     print("parse_ms_median=\(median(times))")
     print("peak_rss_mb=\(memory().peak)")
     return 0
@@ -93,17 +120,29 @@ func cycle(_ arguments: [String]) -> Int32 {
     let clock = ContinuousClock()
     var wall: [Double] = []
     var cpu: [Double] = []
+    /// CPU milliseconds of each phase of each cycle, by phase.
+    var phases: [String: [Double]] = [:]
     var bytes = 0
     var rssAfterFirst = 0.0
+    var anonymousAfterFirst = 0.0
     for index in 0..<cycles {
         let start = clock.now
         let cpuStart = cpuSeconds()
+        var mark = cpuStart
+        func phase(_ name: String) {
+            let now = cpuSeconds()
+            phases[name, default: []].append((now - mark) * 1000)
+            mark = now
+        }
         let discovery = Discovery(options: options).discover()
+        phase("discover")
         let files = CollectContext.loadFiles(for: discovery)
+        phase("load")
         let context = CollectContext(discovery: discovery, files: files, procTable: LinuxProcTable(), procRoot: "/proc",
                                      http: NoNetwork(), now: 1_795_950_000)
         let (snapshot, _) = pipeline.run(context: context, instanceIDs: discovery.instances.map(\.id),
                                          base: Snapshot(seq: Int64(index + 1), collectedAt: 0, agentVersion: "bench"))
+        phase("collect")
         var secrets: [(rule: String, value: String)] = []
         var logins: [(rule: String, value: String)] = []
         for instanceFiles in files.values {
@@ -121,12 +160,21 @@ func cycle(_ arguments: [String]) -> Int32 {
         }
         let encoder = SnapshotEncoder(filters: [RedactionFilter(secrets: secrets, wholeValueOnly: logins)],
                                       sha256: { Crypto.sha256Hex($0) })
-        bytes = encoder.encode(snapshot).0.bytes.count
+        phase("filter")
+        let encoded = encoder.encode(snapshot).0
+        phase("encode")
+        bytes = encoded.bytes.count
+        if index == 0, let dump = dumpPath(arguments) {
+            _ = try? AtomicFile.write(encoded.bytes, to: dump)
+        }
         wall.append(milliseconds(start.duration(to: clock.now)))
         cpu.append((cpuSeconds() - cpuStart) * 1000)
         if index == 0 {
-            rssAfterFirst = memory().current
+            (_, rssAfterFirst, anonymousAfterFirst) = memory()
         }
+    }
+    for name in ["discover", "load", "collect", "filter", "encode"] {
+        print("phase_cpu_ms_\(name)=\(median(phases[name] ?? []))")
     }
     print("instances=\(dirs.count)")
     print("payload_bytes=\(bytes)")
@@ -135,6 +183,8 @@ func cycle(_ arguments: [String]) -> Int32 {
     print("cycle_cpu_ms_median=\(median(cpu))")
     print("rss_mb_after_first=\(rssAfterFirst)")
     print("rss_mb_after_all=\(memory().current)")
+    print("rss_anon_mb_after_first=\(anonymousAfterFirst)")
+    print("rss_anon_mb_after_all=\(memory().anonymous)")
     print("peak_rss_mb=\(memory().peak)")
     print("cycles=\(cycles)")
     return 0

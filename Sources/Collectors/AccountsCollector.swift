@@ -20,8 +20,7 @@ public struct AccountsCollector: Collector {
             }
             report.accounts = accounts.map { account in
                 AccountInfo(user: account.user, enabled: account.enabled, groups: account.groups,
-                            caids: account.caids.map(\.text), idents: account.idents.map(\.text),
-                            expdate: account.expdate)
+                            caids: account.caids, idents: account.idents, expdate: account.expdate)
             }
             report.config = ConfigSummary(accountCount: accounts.count)
             contribution.instances[instance.id] = report

@@ -6,17 +6,31 @@ import Pipeline
 import Platform
 
 /// A file's fingerprint and typed views, computed once per cycle. The lossless document is kept
-/// only for oscam.conf (small, and read for single settings); an oscam.user of thousands of
-/// accounts is dropped once analysed, so a cycle never holds every file's lines at once.
+/// only for oscam.conf (small, and read for single settings); oscam.user and oscam.server are
+/// read straight from their bytes (`FileAnalysis(scanning:)`), which are dropped once read, so a
+/// cycle holds one file's bytes at a time and never every file's lines.
 public struct LoadedDocument: Sendable {
     public let document: ConfigDocument?
     public let fingerprint: FileFingerprint
     public let analysis: FileAnalysis
 
     public init(document: ConfigDocument, fingerprint: FileFingerprint) {
-        self.document = document.file == .conf ? document : nil
+        self.init(kept: document.file == .conf ? document : nil, fingerprint: fingerprint, analysis: document.analyze())
+    }
+
+    /// The same views as `init(document:fingerprint:)` gives for `ConfigDocument(bytes:file:path:)`.
+    public init(bytes: [UInt8], file: OScamFile, path: String, fingerprint: FileFingerprint) {
+        if file == .conf {
+            self.init(document: ConfigDocument(bytes: bytes, file: file, path: path), fingerprint: fingerprint)
+        } else {
+            self.init(kept: nil, fingerprint: fingerprint, analysis: FileAnalysis(scanning: bytes, file: file, path: path))
+        }
+    }
+
+    private init(kept document: ConfigDocument?, fingerprint: FileFingerprint, analysis: FileAnalysis) {
+        self.document = document
         self.fingerprint = fingerprint
-        analysis = document.analyze()
+        self.analysis = analysis
     }
 }
 
@@ -130,7 +144,6 @@ public struct CollectContext: Sendable {
         }
         let fingerprint = FileFingerprint(sha256: Crypto.sha256Hex(bytes), size: Int64(bytes.count),
                                           mtime: Int64(info.st_mtim.tv_sec))
-        return .success(LoadedDocument(document: ConfigDocument(bytes: bytes, file: file, path: path),
-                                       fingerprint: fingerprint))
+        return .success(LoadedDocument(bytes: bytes, file: file, path: path, fingerprint: fingerprint))
     }
 }

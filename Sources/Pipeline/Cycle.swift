@@ -117,11 +117,34 @@ public struct SnapshotEncoder: Sendable {
         let stringFilters = filters.compactMap { $0 as? any StringFilter }
         if stringFilters.count == filters.count {
             // The fast path: the same bytes, written straight from the model.
-            var writer = JSONWriter(scrub: stringFilters.isEmpty ? nil : { text, key, counts in
-                stringFilters.reduce(text) { $1.scrub($0, key: key, counts: &counts) }
-            })
-            snapshot.write(to: &writer)
-            return (EncodedSnapshot(seq: snapshot.seq, bytes: writer.bytes, sha256: sha256(writer.bytes)), writer.counts)
+            let scrub: ((String, String?, inout [String: Int]) -> String)?
+            switch stringFilters.count {
+            case 0:
+                scrub = nil
+            case 1:
+                let only = stringFilters[0]
+                scrub = { text, key, counts in only.scrub(text, key: key, counts: &counts) }
+            default:
+                scrub = { text, key, counts in stringFilters.reduce(text) { $1.scrub($0, key: key, counts: &counts) } }
+            }
+            // Written straight into the array that is sent; copied only when the estimate was short.
+            var counts: [String: Int] = [:]
+            var outgrown: [UInt8]?
+            var bytes = [UInt8](unsafeUninitializedCapacity: snapshot.estimatedSize) { storage, initialized in
+                var writer = JSONWriter(storage: storage, scrub: scrub)
+                snapshot.write(to: &writer)
+                counts = writer.counts
+                if let count = writer.countInStorage {
+                    initialized = count
+                } else {
+                    outgrown = writer.bytes
+                    initialized = 0
+                }
+            }
+            if let outgrown {
+                bytes = outgrown
+            }
+            return (EncodedSnapshot(seq: snapshot.seq, bytes: bytes, sha256: sha256(bytes)), counts)
         }
         return encodeThroughTree(snapshot)
     }

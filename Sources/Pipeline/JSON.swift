@@ -31,13 +31,13 @@ public enum JSONValue: Sendable, Equatable {
     private func write(to out: inout [UInt8], indent: Int?, level: Int) {
         switch self {
         case .null:
-            out += Array("null".utf8)
+            out.append("null")
         case .bool(let value):
-            out += Array((value ? "true" : "false").utf8)
+            out.append(value ? "true" : "false")
         case .int(let value):
-            out += Array(String(value).utf8)
+            out.appendDecimal(value)
         case .fixed(let value):
-            out += Array(value.description.utf8)
+            JSONValue.fixed(value, to: &out)
         case .string(let value):
             JSONValue.writeString(value, to: &out)
         case .array(let items):
@@ -83,22 +83,74 @@ public enum JSONValue: Sendable, Equatable {
         out += [UInt8](repeating: 0x20, count: indent * level)
     }
 
-    static func writeString(_ value: String, to out: inout [UInt8]) {
-        let hexDigits = Array("0123456789abcdef".utf8)
+    static func fixed<Sink: JSONSink & ~Copyable>(_ value: Fixed, to out: inout Sink) {
+        value.description.utf8.withContiguousStorageIfAvailable { out.append($0) }
+            ?? Array(value.description.utf8).withUnsafeBufferPointer { out.append($0) }
+    }
+
+    static func writeString<Sink: JSONSink & ~Copyable>(_ value: String, to out: inout Sink) {
         out.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20, 0x7F:
-                out += Array("\\u00".utf8) + [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
-            default: out.append(byte)
-            }
+        if value.utf8.withContiguousStorageIfAvailable({ writeEscaped($0, to: &out) }) == nil {
+            Array(value.utf8).withUnsafeBufferPointer { writeEscaped($0, to: &out) }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// The string's bytes with what JSON requires escaped; runs that need no escape are copied
+    /// whole (most strings of a payload are one such run).
+    private static func writeEscaped<Sink: JSONSink & ~Copyable>(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout Sink) {
+        var runStart = 0
+        var index = Self.plainPrefix(bytes)
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F else {
+                index += 1
+                continue
+            }
+            out.append(UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+            out.append(UInt8(ascii: "\\"))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
+            case 0x0A: out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "t"))
+            default:
+                out.append("u00")
+                out.append(lowerHexDigit(byte >> 4))
+                out.append(lowerHexDigit(byte & 0xF))
+            }
+            index += 1
+            runStart = index
+        }
+        out.append(UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+    }
+
+    /// How many leading bytes need no escape, to the nearest 8: eight bytes are tested at once
+    /// (a control byte, `"`, `\` or DEL in the word stops it).
+    private static func plainPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = bytes.baseAddress.map(UnsafeRawPointer.init) else {
+            return 0
+        }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ word: UInt64) -> Bool {
+            (word &- ones) & ~word & highs != 0
+        }
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let control = (word &- ones &* 0x20) & ~word & highs != 0
+            if control || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
+                || hasZeroByte(word ^ (ones &* 0x7F)) {
+                break
+            }
+            index += 8
+        }
+        return index
+    }
+
+    private static func lowerHexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
 

@@ -2,81 +2,144 @@
 /// `JSONValue` tree, no dictionaries. Its output is byte for byte what
 /// `value.json.encoded()` gives after the same filters (a test holds the two paths together);
 /// callers emit object keys in sorted order, which debug builds check.
-public struct JSONWriter {
-    public private(set) var bytes: [UInt8] = []
+public struct JSONWriter: ~Copyable {
+    private var out: OutputBuffer
     /// Applied to every string value (not to keys) with the key it belongs to.
     private let scrub: ((String, String?, inout [String: Int]) -> String)?
     public var counts: [String: Int] = [:]
     private var needsComma = false
-    private var currentKey: String?
+    private var currentKey = Key.none
+    private var literalTexts = [(address: UnsafeRawPointer, text: String)?](repeating: nil, count: 64)
+    /// By slot of a literal key: the last list written under that key (kept alive, so that its
+    /// storage address cannot be reused by another list), the address, its bytes and the
+    /// counts it added.
+    private var lastListKeys = [UnsafeRawPointer?](repeating: nil, count: 64)
+    private var lastListAddresses = [UnsafeRawPointer?](repeating: nil, count: 64)
+    private var lastLists = [[String]](repeating: [], count: 64)
+    private var lastListBytes = [[UInt8]](repeating: [], count: 64)
+    private var lastListCounts = [[String: Int]](repeating: [:], count: 64)
+    #if DEBUG
     /// The last key written at each open object level (debug check of the sort order).
     private var lastKeys: [String?] = []
+    #endif
 
-    public init(capacity: Int = 64 << 10, scrub: ((String, String?, inout [String: Int]) -> String)? = nil) {
-        bytes.reserveCapacity(capacity)
+    /// The key the next value belongs to: the model's own keys are literals, written without a
+    /// string being built; a string is made only when a filter asks for it, once per key.
+    private enum Key {
+        case none
+        case literal(StaticString)
+        case text(String)
+    }
+
+    /// Writes into `storage` (which must outlive the writer) until it is full, then into memory
+    /// of its own; `finish(into:)` says which.
+    public init(storage: UnsafeMutableBufferPointer<UInt8>,
+                scrub: ((String, String?, inout [String: Int]) -> String)? = nil) {
+        out = OutputBuffer(lending: storage)
         self.scrub = scrub
+    }
+
+    /// Writes into a buffer of its own.
+    public init(scrub: ((String, String?, inout [String: Int]) -> String)? = nil) {
+        self.init(storage: UnsafeMutableBufferPointer(start: nil, count: 0), scrub: scrub)
+    }
+
+    /// The bytes written.
+    public var bytes: [UInt8] {
+        out.array
+    }
+
+    /// How many bytes of the lent storage hold the output, or nil when it did not fit there
+    /// (then `bytes` has them).
+    public var countInStorage: Int? {
+        out.ownsStorage ? nil : out.count
     }
 
     public mutating func object(_ body: (inout JSONWriter) -> Void) {
         separator()
-        bytes.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         needsComma = false
+        #if DEBUG
         lastKeys.append(nil)
+        #endif
         let outerKey = currentKey
         body(&self)
+        #if DEBUG
         lastKeys.removeLast()
+        #endif
         currentKey = outerKey
-        bytes.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         needsComma = true
     }
 
     public mutating func array(_ body: (inout JSONWriter) -> Void) {
         separator()
-        bytes.append(UInt8(ascii: "["))
+        out.append(UInt8(ascii: "["))
         needsComma = false
         body(&self)
-        bytes.append(UInt8(ascii: "]"))
+        out.append(UInt8(ascii: "]"))
         needsComma = true
     }
 
-    /// Starts a member; the next value written is its value.
-    public mutating func key(_ name: String) {
-        if let last = lastKeys.last {
-            assert(last.map { $0.utf8.lexicographicallyPrecedes(name.utf8) } ?? true, "keys out of order: \(name)")
-            lastKeys[lastKeys.count - 1] = name
-        }
+    /// Starts a member named by a literal that JSON needs no escape for (every key of the
+    /// model); the next value written is its value.
+    public mutating func key(_ name: StaticString) {
+        checkOrder(name.description)
         separator()
-        JSONValue.writeString(name, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
+        out.append(UInt8(ascii: "\""))
+        out.append(name)
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ":"))
         needsComma = false
-        currentKey = name
+        currentKey = .literal(name)
+    }
+
+    /// Starts a member whose name comes from data (a file name, a setting, a rule).
+    public mutating func key(named name: String) {
+        checkOrder(name)
+        separator()
+        JSONValue.writeString(name, to: &out)
+        out.append(UInt8(ascii: ":"))
+        needsComma = false
+        currentKey = .text(name)
     }
 
     public mutating func string(_ value: String) {
         separator()
         if let scrub {
-            JSONValue.writeString(scrub(value, currentKey, &counts), to: &bytes)
+            let key: String?
+            switch currentKey {
+            case .none:
+                key = nil
+            case .literal(let name):
+                let text = literalText(name)
+                key = text
+                currentKey = .text(text)
+            case .text(let name):
+                key = name
+            }
+            JSONValue.writeString(scrub(value, key, &counts), to: &out)
         } else {
-            JSONValue.writeString(value, to: &bytes)
+            JSONValue.writeString(value, to: &out)
         }
         needsComma = true
     }
 
     public mutating func int<T: BinaryInteger>(_ value: T) {
         separator()
-        bytes += Array(String(Int64(value)).utf8)
+        out.appendDecimal(Int64(value))
         needsComma = true
     }
 
     public mutating func fixed(_ value: Double) {
         separator()
-        bytes += Array(Fixed(value).description.utf8)
+        JSONValue.fixed(Fixed(value), to: &out)
         needsComma = true
     }
 
     public mutating func bool(_ value: Bool) {
         separator()
-        bytes += value ? Array("true".utf8) : Array("false".utf8)
+        out.append(value ? "true" : "false")
         needsComma = true
     }
 
@@ -85,20 +148,20 @@ public struct JSONWriter {
         switch value {
         case .null:
             separator()
-            bytes += Array("null".utf8)
+            out.append("null")
             needsComma = true
         case .bool(let flag): bool(flag)
         case .int(let number): int(number)
         case .fixed(let number):
             separator()
-            bytes += Array(number.description.utf8)
+            JSONValue.fixed(number, to: &out)
             needsComma = true
         case .string(let text): string(text)
         case .array(let items): array { writer in items.forEach { writer.value($0) } }
         case .object(let members):
             object { writer in
                 for name in members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                    writer.key(name)
+                    writer.key(named: name)
                     members[name].map { writer.value($0) }
                 }
             }
@@ -107,38 +170,110 @@ public struct JSONWriter {
 
     // MARK: - Members that may be absent
 
-    public mutating func member(_ name: String, _ value: String?) {
+    public mutating func member(_ name: StaticString, _ value: String?) {
         guard let value else { return }
         key(name)
         string(value)
     }
 
-    public mutating func member<T: BinaryInteger>(_ name: String, _ value: T?) {
+    public mutating func member<T: BinaryInteger>(_ name: StaticString, _ value: T?) {
         guard let value else { return }
         key(name)
         int(value)
     }
 
-    public mutating func member(_ name: String, fixed value: Double?) {
+    public mutating func member(_ name: StaticString, fixed value: Double?) {
         guard let value else { return }
         key(name)
         fixed(value)
     }
 
-    public mutating func member(_ name: String, _ value: Bool?) {
+    public mutating func member(_ name: StaticString, _ value: Bool?) {
         guard let value else { return }
         key(name)
         bool(value)
     }
 
-    public mutating func member(_ name: String, strings: [String]) {
+    public mutating func member(_ name: StaticString, strings: [String]) {
         key(name)
-        array { writer in strings.forEach { writer.string($0) } }
+        guard name.hasPointerRepresentation, let storage = Self.address(of: strings) else {
+            array { writer in strings.forEach { writer.string($0) } }
+            return
+        }
+        // Thousands of accounts may share one CAID or ident list (the same array, parsed once):
+        // the very same storage, kept alive by the cache so that it cannot be another list's,
+        // is written again from the bytes and counts it gave last time under this key.
+        let literal = UnsafeRawPointer(name.utf8Start)
+        let slot = Self.slot(literal)
+        if lastListKeys[slot] == literal && lastListAddresses[slot] == storage {
+            separator()
+            lastListBytes[slot].withUnsafeBufferPointer { out.append($0) }
+            if !lastListCounts[slot].isEmpty {
+                counts.merge(lastListCounts[slot], uniquingKeysWith: +)
+            }
+            needsComma = true
+            return
+        }
+        let start = out.count
+        let outer = counts
+        counts = [:]
+        array { writer in
+            for index in strings.indices {
+                writer.string(strings[index])
+            }
+        }
+        let added = counts
+        counts = outer
+        if !added.isEmpty {
+            counts.merge(added, uniquingKeysWith: +)
+        }
+        lastListKeys[slot] = literal
+        lastListAddresses[slot] = storage
+        lastLists[slot] = strings
+        lastListBytes[slot] = out.bytes(from: start)
+        lastListCounts[slot] = added
     }
 
+    /// Where an array's elements are stored; nil for an empty one (they all share one storage).
+    private static func address(of list: [String]) -> UnsafeRawPointer? {
+        list.isEmpty ? nil : list.withUnsafeBufferPointer { $0.baseAddress.map(UnsafeRawPointer.init) }
+    }
+
+    private static func slot(_ literal: UnsafeRawPointer) -> Int {
+        (Int(bitPattern: literal) >> 3) & 63
+    }
+
+    /// The string of a literal key, made once per literal: each account's `user` key hands the
+    /// filter the same string. Slots are picked by the literal's address.
+    private mutating func literalText(_ name: StaticString) -> String {
+        guard name.hasPointerRepresentation else {
+            return name.description
+        }
+        let address = UnsafeRawPointer(name.utf8Start)
+        let slot = Self.slot(address)
+        if let cached = literalTexts[slot], cached.address == address {
+            return cached.text
+        }
+        let text = name.description
+        literalTexts[slot] = (address, text)
+        return text
+    }
+
+    /// Debug builds check that keys come in sorted order, as the tree encoder writes them.
+    private mutating func checkOrder(_ name: @autoclosure () -> String) {
+        #if DEBUG
+        let name = name()
+        if let last = lastKeys.last {
+            assert(last.map { $0.utf8.lexicographicallyPrecedes(name.utf8) } ?? true, "keys out of order: \(name)")
+            lastKeys[lastKeys.count - 1] = name
+        }
+        #endif
+    }
+
+    @inline(__always)
     private mutating func separator() {
         if needsComma {
-            bytes.append(UInt8(ascii: ","))
+            out.append(UInt8(ascii: ","))
         }
         needsComma = false
     }

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import OScam
 
 @Suite struct ListSyntaxTests {
@@ -79,6 +80,115 @@ import Testing
             Issue.record("expected an error")
         } catch {
             #expect(!error.description.contains("SECRET"))
+        }
+    }
+}
+
+/// The list parsers read every account's values as bytes, without an array of items; these are
+/// the earlier implementations, kept as the oracle that the faster ones must match exactly, with
+/// OScam's notation of each entry.
+@Suite struct ListSyntaxOracleTests {
+    static func items(_ text: String, _ separator: UInt8) -> [ArraySlice<UInt8>] {
+        let whole = ListSyntax.trimBytes(Array(text.utf8)[...])
+        return whole.isEmpty ? [] : whole.split(separator: separator, omittingEmptySubsequences: false)
+            .map(ListSyntax.trimBytes)
+    }
+
+    static func caids(_ text: String) -> Result<[String], ListSyntaxError> {
+        var result: [String] = []
+        for (position, item) in items(text, UInt8(ascii: ",")).enumerated() {
+            let fail = { (message: String) in ListSyntaxError(syntax: "caid", position: position + 1, message: message) }
+            var rest = item
+            var suffix = ""
+            if let colon = rest.firstIndex(of: UInt8(ascii: ":")) {
+                guard let value = ListSyntax.hexBytes(rest[(colon + 1)...], maxDigits: 4) else {
+                    return .failure(fail("the value after ':' is not 1 to 4 hex digits"))
+                }
+                suffix = ":" + hex(value, width: 4)
+                rest = rest[..<colon]
+            }
+            if let amp = rest.firstIndex(of: UInt8(ascii: "&")) {
+                guard let value = ListSyntax.hexBytes(rest[(amp + 1)...], maxDigits: 4) else {
+                    return .failure(fail("the mask after '&' is not 1 to 4 hex digits"))
+                }
+                suffix = "&" + hex(value, width: 4) + suffix
+                rest = rest[..<amp]
+            }
+            guard let caid = ListSyntax.hexBytes(rest, maxDigits: 4) else {
+                return .failure(fail("CAID is not 1 to 4 hex digits"))
+            }
+            result.append(hex(caid, width: caid < 0x100 ? 2 : 4) + suffix)
+        }
+        return .success(result)
+    }
+
+    static func idents(_ text: String) -> Result<[String], ListSyntaxError> {
+        var result: [String] = []
+        for (position, group) in items(text, UInt8(ascii: ";")).enumerated() {
+            let fail = { (message: String) in ListSyntaxError(syntax: "ident", position: position + 1, message: message) }
+            guard let colon = group.firstIndex(of: UInt8(ascii: ":")) else {
+                return .failure(fail("group is not CAID:PROVIDER[,PROVIDER...]"))
+            }
+            guard let caid = ListSyntax.hexBytes(group[..<colon], maxDigits: 4) else {
+                return .failure(fail("CAID is not 1 to 4 hex digits"))
+            }
+            var providers: [String] = []
+            for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                guard let value = ListSyntax.hexBytes(provider, maxDigits: 6) else {
+                    return .failure(fail("provider is not 1 to 6 hex digits"))
+                }
+                providers.append(hex(value, width: 6))
+            }
+            result.append(hex(caid, width: 4) + ":" + providers.joined(separator: ","))
+        }
+        return .success(result)
+    }
+
+    static func groups(_ text: String) -> Result<[Int], ListSyntaxError> {
+        var result: [Int] = []
+        for (position, item) in items(text, UInt8(ascii: ",")).enumerated() {
+            guard item.count <= 2, !item.isEmpty, item.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                  let value = Int(String(decoding: item, as: UTF8.self)), (1...64).contains(value) else {
+                return .failure(ListSyntaxError(syntax: "group", position: position + 1,
+                                                message: "group must be a number from 1 to 64"))
+            }
+            if !result.contains(value) {
+                result.append(value)
+            }
+        }
+        return .success(result.sorted())
+    }
+
+    static func result<T>(_ parse: () throws(ListSyntaxError) -> T) -> Result<T, ListSyntaxError> {
+        do throws(ListSyntaxError) {
+            return .success(try parse())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    @Test func theByteParsersGiveTheEarlierResults() {
+        var rng = SeededRandom(seed: 0x1157)
+        let pieces = ["0", "9", "63", "098C", "FFFF", "fff0", "12345", "1830", "G", ",", ";", ":", "&", " ", "\t", "",
+                      "000001", "1000000", "64", "65", "é", "\u{0}", "0x"]
+        for _ in 0..<20_000 {
+            let text = (0..<Int.random(in: 0..<7, using: &rng)).map { _ in pieces.randomElement(using: &rng) ?? "" }.joined()
+            #expect(Self.result { () throws(ListSyntaxError) in try ListSyntax.caids(text).map(\.text) } == Self.caids(text),
+                    "\(text.debugDescription)")
+            #expect(Self.result { () throws(ListSyntaxError) in try ListSyntax.idents(text).map(\.text) } == Self.idents(text),
+                    "\(text.debugDescription)")
+            #expect(Self.result { () throws(ListSyntaxError) in try ListSyntax.groups(text) } == Self.groups(text),
+                    "\(text.debugDescription)")
+        }
+    }
+
+    @Test func asciiDatesAreReadAsTheDocumentReadsThem() {
+        var rng = SeededRandom(seed: 0xDA7E)
+        let pieces = ["2027", "1969", "1970", "9999", "0", "1", "01", "12", "13", "31", "32", "-", "/", "+", " ", "x", ""]
+        for _ in 0..<20_000 {
+            let text = (0..<Int.random(in: 0..<7, using: &rng)).map { _ in pieces.randomElement(using: &rng) ?? "" }.joined()
+            #expect(ConfigDocument.normalisedDate(ascii: Array(text.utf8)[...]) == ConfigDocument.normalisedDate(text),
+                    "\(text.debugDescription)")
         }
     }
 }

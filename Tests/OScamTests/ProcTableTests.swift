@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 @testable import OScam
 
@@ -143,6 +144,45 @@ import Glibc
         #expect(LinuxProcTable.parseHidesProcesses(mountinfo: visible + other, mountPoint: "/mnt/proc"))
         #expect(!LinuxProcTable.parseHidesProcesses(mountinfo: hidden + visible, mountPoint: "/proc"))
         #expect(!LinuxProcTable.parseHidesProcesses(mountinfo: "garbage\n- - -\n", mountPoint: "/proc"))
+    }
+}
+
+/// `process` parses `stat` and `cgroup` from their bytes, without `Character` processing when
+/// they are ASCII; the result must be the `String` parsers' for any input.
+@Suite struct ProcByteParserTests {
+    static let statPieces = ["42", " ", "(", ")", "oscam", "a) S 1 (b", "S", "R", "Z", "SS", "1", "-1", "+7",
+                             "99999999999", "18446744073709551615", "18446744073709551616", "\t", "\r\n", "\n",
+                             "é", "\u{301}", "x", "0", "-0"]
+    static let cgroupPieces = ["0", "::", ":", "/", "system.slice", "oscam.service", ".service", "x.scope",
+                               "user.slice", "name=systemd", ",", "12", "pids", "\n", "\r\n", "\r", "é", "\u{301}"]
+
+    static func random(_ pieces: [String], _ count: Int, _ rng: inout SeededRandom) -> String {
+        (0..<count).map { _ in pieces.randomElement(using: &rng) ?? "" }.joined()
+    }
+
+    @Test func statBytesAgreeWithTheStringParser() {
+        var rng = SeededRandom(seed: 0x57A7)
+        var texts = [ProcTableParserTests.realStat, "", "\u{0}\u{0}"]
+        for comm in ["oscam", "my oscam", ") (", "a) S 1 (b", "((()))", "x)", ")", "", "tab\tand\nnewline", "é(\u{301}"] {
+            texts.append(ProcFixture.statLine(pid: 42, comm: comm, state: "S", ppid: 7, threads: 8, startTicks: 99))
+        }
+        for _ in 0..<3000 {
+            var fields = [Self.random(Self.statPieces, 3, &rng), "(" + Self.random(Self.statPieces, 2, &rng) + ")"]
+            fields += (0..<Int.random(in: 18..<26, using: &rng)).map { _ in Self.random(Self.statPieces, 1, &rng) }
+            texts.append(fields.joined(separator: Bool.random(using: &rng) ? " " : "  "))
+        }
+        for text in texts {
+            #expect(LinuxProcTable.parseStat(bytes: Array(text.utf8)) == LinuxProcTable.parseStat(text), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func cgroupBytesAgreeWithTheStringParser() {
+        var rng = SeededRandom(seed: 0xC6)
+        for _ in 0..<5000 {
+            let text = Self.random(Self.cgroupPieces, Int.random(in: 0..<14, using: &rng), &rng)
+            #expect(LinuxProcTable.parseCgroup(bytes: Array(text.utf8)) == LinuxProcTable.parseCgroup(text),
+                    "\(text.debugDescription)")
+        }
     }
 }
 

@@ -394,6 +394,23 @@ struct ReplaceFilter: Filter {
         #expect(encoder.encode(rebuilt).0 == first)
     }
 
+    /// The writer starts in the array it was told to expect; a snapshot that outgrows the
+    /// estimate moves to memory of its own and must still give the tree encoder's bytes.
+    @Test func aSnapshotLargerThanItsEstimateGivesTheSameBytes() {
+        var snapshot = Samples.snapshot()
+        snapshot.collectorErrors = (0..<60).map { index in
+            CollectorFailure(collector: "c\(index)", instance: nil,
+                             error: String(repeating: "line \"\(index)\"\n\t\u{1}\u{7F}é ", count: 300))
+        }
+        let encoder = SnapshotEncoder(filters: [RedactionFilter(secrets: [(rule: "r", value: "line \"7\"")])],
+                                      sha256: Self.fakeHash)
+        let fast = encoder.encode(snapshot)
+        let tree = encoder.encodeThroughTree(snapshot)
+        #expect(fast.0.bytes.count > 64 << 10)
+        #expect(fast.0 == tree.0)
+        #expect(fast.counts == tree.counts && fast.counts["r"] == 300)
+    }
+
     @Test func redactionThroughTheEncoder() throws {
         var snapshot = Samples.snapshot()
         snapshot.agentVersion = "0.1.0 built by hunter22"

@@ -344,6 +344,74 @@ func threadCPUSeconds() -> Double {
         }
     }
 
+    /// What the filter must find, the slow way: every secret at every position (a value listed
+    /// twice counts for its first rule), overlaps merged, one count per secret not inside a
+    /// longer one. The alphabet has no hex digits, so card patterns stay out of it.
+    static func naiveScrub(_ text: String, _ secrets: [(rule: String, value: String)]) -> (String, [String: Int]) {
+        var distinct: [(rule: String, bytes: [UInt8])] = []
+        for (rule, value) in secrets where value.utf8.count >= RedactionFilter.minimumSubstringLength
+            && !distinct.contains(where: { $0.bytes == Array(value.utf8) }) {
+            distinct.append((rule, Array(value.utf8)))
+        }
+        if let whole = secrets.first(where: { !$0.value.isEmpty && $0.value == text
+                                              && $0.value.utf8.count < RedactionFilter.minimumSubstringLength }) {
+            return (RedactionFilter.replacement, [whole.rule: 1])
+        }
+        let bytes = Array(text.utf8)
+        var matches: [(start: Int, end: Int, rule: String)] = []
+        for start in bytes.indices {
+            for secret in distinct where bytes[start...].starts(with: secret.bytes) {
+                matches.append((start, start + secret.bytes.count, secret.rule))
+            }
+        }
+        matches.sort { ($0.start, -$0.end) < ($1.start, -$1.end) }
+        var counts: [String: Int] = [:]
+        var output: [UInt8] = []
+        var copied = 0
+        var index = 0
+        while index < matches.count {
+            var end = matches[index].end
+            output += bytes[copied..<matches[index].start] + Array(RedactionFilter.replacement.utf8)
+            counts[matches[index].rule, default: 0] += 1
+            index += 1
+            while index < matches.count, matches[index].start < end {
+                if matches[index].end > end {
+                    counts[matches[index].rule, default: 0] += 1
+                    end = matches[index].end
+                }
+                index += 1
+            }
+            copied = end
+        }
+        output += bytes[copied...]
+        return (matches.isEmpty ? text : String(decoding: output, as: UTF8.self), counts)
+    }
+
+    @Test(arguments: [UInt64(11), 12, 13])
+    func agreesWithANaiveSearch(seed: UInt64) {
+        var random = RandomJSON(seed: seed)
+        let letters = Array("ghijklmnopqrstuvwxyz GHIJ_-=:;,.ü😀".unicodeScalars)
+        for _ in 0..<400 {
+            var secrets: [(rule: String, value: String)] = []
+            for index in 0..<random.int(in: 1...12) {
+                let value = index > 0 && random.int(in: 0...3) == 0
+                    ? String(secrets[random.int(in: 0...(index - 1))].value.dropLast())
+                    : random.string(maxLength: 9, from: letters)
+                secrets.append((rule: "rule\(random.int(in: 0...3))", value: value))
+            }
+            var text = ""
+            for _ in 0..<random.int(in: 0...5) {
+                text += random.string(maxLength: 6, from: letters)
+                text += secrets[random.int(in: 0...(secrets.count - 1))].value
+            }
+            var counts: [String: Int] = [:]
+            let result = RedactionFilter(secrets: secrets).scrub(text, key: nil, counts: &counts)
+            let (expected, expectedCounts) = Self.naiveScrub(text, secrets)
+            #expect(result == expected, "\(text.debugDescription) with \(secrets.map(\.value))")
+            #expect(counts == expectedCounts, "\(text.debugDescription) with \(secrets.map(\.value))")
+        }
+    }
+
     @Test func isDeterministic() {
         var random = RandomJSON(seed: 99)
         let secrets = (0..<50).map { (rule: "r\($0)", value: random.string(maxLength: 12) + "abcd") }

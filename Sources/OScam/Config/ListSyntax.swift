@@ -23,14 +23,17 @@ public struct CAIDEntry: Sendable, Equatable, Hashable {
 
     /// OScam's own notation: `%04X` (`%02X` below 0x100) with `&%04X` and `:%04X`.
     public var text: String {
-        var out = hex(UInt32(caid), width: caid < 0x100 ? 2 : 4)
-        if let mask {
-            out += "&" + hex(UInt32(mask), width: 4)
+        NotationText.string(capacity: 14) { out in
+            out.append(UInt32(caid), width: caid < 0x100 ? 2 : 4)
+            if let mask {
+                out.append(UInt8(ascii: "&"))
+                out.append(UInt32(mask), width: 4)
+            }
+            if let mapTo {
+                out.append(UInt8(ascii: ":"))
+                out.append(UInt32(mapTo), width: 4)
+            }
         }
-        if let mapTo {
-            out += ":" + hex(UInt32(mapTo), width: 4)
-        }
-        return out
     }
 }
 
@@ -41,7 +44,16 @@ public struct IdentEntry: Sendable, Equatable, Hashable {
 
     /// OScam's notation: `%04X:` then `%06X` joined by `,`.
     public var text: String {
-        hex(UInt32(caid), width: 4) + ":" + providers.map { hex($0, width: 6) }.joined(separator: ",")
+        NotationText.string(capacity: 5 + 9 * providers.count) { out in
+            out.append(UInt32(caid), width: 4)
+            out.append(UInt8(ascii: ":"))
+            for (index, provider) in providers.enumerated() {
+                if index > 0 {
+                    out.append(UInt8(ascii: ","))
+                }
+                out.append(provider, width: 6)
+            }
+        }
     }
 }
 
@@ -114,8 +126,13 @@ public struct IPAddress: Sendable, Equatable, Hashable {
 public enum ListSyntax {
     /// `caid = 0963,098C&FFF0:1830`.
     public static func caids(_ text: String) throws(ListSyntaxError) -> [CAIDEntry] {
+        try caids(bytes: Array(text.utf8)[...])
+    }
+
+    /// `caids` on a value's bytes.
+    static func caids(bytes text: ArraySlice<UInt8>) throws(ListSyntaxError) -> [CAIDEntry] {
         var result: [CAIDEntry] = []
-        for (position, item) in byteItems(text, separator: UInt8(ascii: ",")).enumerated() {
+        try forEachItem(text, separator: UInt8(ascii: ",")) { (position, item) throws(ListSyntaxError) in
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: "caid", position: position + 1, message: message)
             }
@@ -146,8 +163,13 @@ public enum ListSyntax {
 
     /// `ident = 0963:000000,000001;098C:000000`.
     public static func idents(_ text: String) throws(ListSyntaxError) -> [IdentEntry] {
+        try idents(bytes: Array(text.utf8)[...])
+    }
+
+    /// `idents` on a value's bytes.
+    static func idents(bytes text: ArraySlice<UInt8>) throws(ListSyntaxError) -> [IdentEntry] {
         var result: [IdentEntry] = []
-        for (position, group) in byteItems(text, separator: UInt8(ascii: ";")).enumerated() {
+        try forEachItem(text, separator: UInt8(ascii: ";")) { (position, group) throws(ListSyntaxError) in
             func fail(_ message: String) -> ListSyntaxError {
                 ListSyntaxError(syntax: "ident", position: position + 1, message: message)
             }
@@ -160,11 +182,18 @@ public enum ListSyntax {
                 throw fail("CAID is not 1 to 4 hex digits")
             }
             var providers: [UInt32] = []
-            for provider in group[(colon + 1)...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                guard let value = hexBytes(provider, maxDigits: 6) else {
+            // Every piece after the colon is a provider, even an empty one (`0963:`).
+            var start = colon + 1
+            while true {
+                let end = group[start...].firstIndex(of: UInt8(ascii: ",")) ?? group.endIndex
+                guard let value = hexBytes(group[start..<end], maxDigits: 6) else {
                     throw fail("provider is not 1 to 6 hex digits")
                 }
                 providers.append(value)
+                guard end < group.endIndex else {
+                    break
+                }
+                start = end + 1
             }
             result.append(IdentEntry(caid: UInt16(caid), providers: providers))
         }
@@ -173,8 +202,13 @@ public enum ListSyntax {
 
     /// `group = 1,2,3`: decimals from 1 to 64; OScam drops others with a log line.
     public static func groups(_ text: String) throws(ListSyntaxError) -> [Int] {
+        try groups(bytes: Array(text.utf8)[...])
+    }
+
+    /// `groups` on a value's bytes.
+    static func groups(bytes text: ArraySlice<UInt8>) throws(ListSyntaxError) -> [Int] {
         var result: [Int] = []
-        for (position, item) in byteItems(text, separator: UInt8(ascii: ",")).enumerated() {
+        try forEachItem(text, separator: UInt8(ascii: ",")) { (position, item) throws(ListSyntaxError) in
             var value = 0
             let digits = item.count <= 2 && !item.isEmpty && item.allSatisfy { byte in
                 guard byte >= 48 && byte <= 57 else {
@@ -328,14 +362,38 @@ public enum ListSyntax {
         byteItems(text, separator: separator).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Splits a list on `separator` and trims spaces and TABs around each item, on bytes (these
-    /// lists are parsed for every account, so no Character processing).
-    static func byteItems(_ text: String, separator: UInt8) -> [ArraySlice<UInt8>] {
-        let whole = trimBytes(Array(text.utf8)[...])
+    /// Calls `body` with each item of a list and its 0-based position: split on `separator`,
+    /// spaces and TABs trimmed around each item, on bytes (these lists are parsed for every
+    /// account, so no Character processing and no array of items). An empty list has no items;
+    /// an empty item is kept so the parser can name its position.
+    static func forEachItem<Failure: Error>(
+        _ list: ArraySlice<UInt8>, separator: UInt8,
+        _ body: (Int, ArraySlice<UInt8>) throws(Failure) -> Void
+    ) throws(Failure) {
+        let whole = trimBytes(list)
         guard !whole.isEmpty else {
-            return []
+            return
         }
-        return whole.split(separator: separator, omittingEmptySubsequences: false).map(trimBytes)
+        var start = whole.startIndex
+        var position = 0
+        while true {
+            let end = whole[start...].firstIndex(of: separator) ?? whole.endIndex
+            try body(position, trimBytes(whole[start..<end]))
+            guard end < whole.endIndex else {
+                return
+            }
+            position += 1
+            start = end + 1
+        }
+    }
+
+    /// The items of a list, as `forEachItem` finds them.
+    static func byteItems(_ text: String, separator: UInt8) -> [ArraySlice<UInt8>] {
+        var items: [ArraySlice<UInt8>] = []
+        forEachItem(Array(text.utf8)[...], separator: separator) { _, item in
+            items.append(item)
+        }
+        return items
     }
 
     static func trimBytes(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
@@ -392,6 +450,55 @@ public enum ListSyntax {
 extension Character {
     fileprivate var isDecimalDigit: Bool {
         isASCII && isNumber
+    }
+}
+
+/// Numbers in OScam's notations (upper-case hex, zero-padded decimals) written straight into a
+/// string's storage.
+struct NotationText {
+    private var buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+
+    /// A string of at most `capacity` bytes, built by `body` without intermediate arrays.
+    static func string(capacity: Int, _ body: (inout NotationText) -> Void) -> String {
+        String(unsafeUninitializedCapacity: capacity) { buffer in
+            var text = NotationText(buffer: buffer)
+            body(&text)
+            return text.count
+        }
+    }
+
+    mutating func append(_ byte: UInt8) {
+        buffer[count] = byte
+        count += 1
+    }
+
+    /// `value` (not negative) in decimal, zero-padded to `width` digits (more when it needs more).
+    mutating func appendDecimal(_ value: Int, width: Int) {
+        var digits = 1
+        var power = 10
+        while power <= value {
+            digits += 1
+            power *= 10
+        }
+        var rest = value
+        let end = count + max(width, digits)
+        var index = end
+        while index > count {
+            index -= 1
+            buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        count = end
+    }
+
+    /// `value` in upper-case hex, zero-padded to `width` digits (more when it needs more).
+    mutating func append(_ value: UInt32, width: Int) {
+        let digits = max(width, (32 - value.leadingZeroBitCount + 3) / 4)
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt32(4 * index)) & 0xF
+            append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10)
+        }
     }
 }
 

@@ -84,31 +84,48 @@ struct SecretCollector {
     }
 
     mutating func add(_ section: ConfigSection) {
-        let fileKeys = SecretKeys.byFile[file] ?? []
         for setting in section.settings {
             let value = setting.value
-            guard !value.isEmpty, value != "0", value != "1" else {
+            guard Self.mayHoldSecret(value) else {
                 continue
             }
-            let qualified = "\(section.name).\(setting.key)"
             if file == .conf && section.name == "newcamd" && setting.key == "port" {
                 for key in ListSyntax.newcamdPortKeys(value) {
                     found.append(FoundSecret(rule: "\(file.rawValue):newcamd.port_key", value: Secret(key)))
                 }
                 continue
             }
-            let secret = file == .conf ? SecretKeys.conf.contains(qualified) : fileKeys.contains(setting.key)
-            let named: Bool
-            if let known = looksSecret[setting.key] {
-                named = known
-            } else {
-                named = SecretKeys.looksSecret(setting.key)
-                looksSecret[setting.key] = named
-            }
-            if secret || named {
-                let rule = file == .conf ? "\(file.rawValue):\(qualified)" : "\(file.rawValue):\(setting.key)"
-                found.append(FoundSecret(rule: rule, value: Secret(value), isLoginName: SecretKeys.loginNames.contains(rule)))
+            if let rule = rule(forKey: setting.key, inSection: section.name) {
+                found.append(FoundSecret(rule: rule.name, value: Secret(value), isLoginName: rule.isLoginName))
             }
         }
+    }
+
+    /// Flag-like values (`0`, `1`) and empty values carry nothing to hide.
+    static func mayHoldSecret(_ value: String) -> Bool {
+        !value.isEmpty && value != "0" && value != "1"
+    }
+
+    /// The redaction rule for the values of `key` in `section`, or nil when they are not secret.
+    mutating func rule(forKey key: String, inSection section: String) -> (name: String, isLoginName: Bool)? {
+        let named: Bool
+        if let known = looksSecret[key] {
+            named = known
+        } else {
+            named = SecretKeys.looksSecret(key)
+            looksSecret[key] = named
+        }
+        let qualified = file == .conf ? "\(section).\(key)" : key
+        let listed = file == .conf ? SecretKeys.conf.contains(qualified) : SecretKeys.byFile[file]?.contains(key) ?? false
+        guard listed || named else {
+            return nil
+        }
+        let rule = "\(file.rawValue):\(qualified)"
+        return (rule, SecretKeys.loginNames.contains(rule))
+    }
+
+    /// Adds a secret found outside `add(_:)`, keeping file order.
+    mutating func append(_ secret: FoundSecret) {
+        found.append(secret)
     }
 }

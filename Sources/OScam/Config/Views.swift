@@ -11,6 +11,33 @@ public struct Account: Sendable, Equatable {
     public let line: Int
 }
 
+/// An account's reportable fields in OScam's own notation: what the `accounts` collector sends.
+/// `ConfigDocument.analyze()` derives it from the typed view `Account`; the collectors' reading
+/// `FileAnalysis(scanning:file:path:)` builds it straight from the file's bytes, and a test holds
+/// the two together.
+public struct AccountSummary: Sendable, Equatable {
+    public let user: String
+    public let enabled: Bool
+    public let groups: [Int]
+    /// `CAIDEntry.text` of each entry.
+    public let caids: [String]
+    /// `IdentEntry.text` of each entry.
+    public let idents: [String]
+    /// `YYYY-MM-DD`.
+    public let expdate: String?
+    /// Line of the `[account]` header.
+    public let line: Int
+}
+
+extension AccountSummary {
+    /// The summary of a typed `Account`: its lists in OScam's notation.
+    public init(_ account: Account) {
+        self.init(user: account.user, enabled: account.enabled, groups: account.groups,
+                  caids: account.caids.map(\.text), idents: account.idents.map(\.text), expdate: account.expdate,
+                  line: account.line)
+    }
+}
+
 /// A `[reader]` of oscam.server, without its secrets (credentials, keys, `device`, card data).
 public struct Reader: Sendable, Equatable {
     public enum DeviceKind: String, Sendable, Equatable, Codable {
@@ -98,16 +125,16 @@ public struct Listener: Sendable, Equatable {
 }
 
 /// Everything the typed views say about one file; which views are set depends on the file.
-public struct FileAnalysis: Sendable {
+public struct FileAnalysis: Sendable, Equatable {
     public var problems: [ConfigProblem] = []
-    public var accounts: [Account]?
+    public var accounts: [AccountSummary]?
     public var readers: [Reader]?
     public var webif: WebIfSettings?
     public var listeners: [Listener]?
     /// Every secret value in the file, for the redaction filter.
     public var secrets: [FoundSecret] = []
 
-    public init(problems: [ConfigProblem] = [], accounts: [Account]? = nil, readers: [Reader]? = nil,
+    public init(problems: [ConfigProblem] = [], accounts: [AccountSummary]? = nil, readers: [Reader]? = nil,
                 webif: WebIfSettings? = nil, listeners: [Listener]? = nil) {
         self.problems = problems
         self.accounts = accounts
@@ -129,8 +156,8 @@ extension ConfigDocument {
 
     /// The accounts OScam loads: `[account]` sections with a `user`, the first of duplicate names.
     public func accounts() -> View<[Account]> {
-        var builder = RecordBuilder()
-        forEachRecord { builder.addAccount($0, in: self) }
+        var builder = RecordBuilder(path: path)
+        forEachRecord { builder.addAccount($0) }
         return View(value: builder.accounts, problems: builder.problems)
     }
 
@@ -138,8 +165,8 @@ extension ConfigDocument {
 
     /// The readers OScam loads: `[reader]` sections with a `label`.
     public func readers() -> View<[Reader]> {
-        var builder = RecordBuilder()
-        forEachRecord { builder.addReader($0, in: self) }
+        var builder = RecordBuilder(path: path)
+        forEachRecord { builder.addReader($0) }
         return View(value: builder.readers, problems: builder.problems)
     }
 
@@ -168,7 +195,7 @@ extension ConfigDocument {
         return View(value: WebIfSettings(
             port: port, tls: tls, bindAddress: bind,
             user: webif.value("httpuser").map(Secret.init), password: webif.value("httppwd").map(Secret.init),
-            allowed: allowed, readonly: flag(webif.value("httpreadonly"))), problems: problems)
+            allowed: allowed, readonly: Self.flag(webif.value("httpreadonly"))), problems: problems)
     }
 
     /// The protocol listeners with a non-zero port, in OScam's section order.
@@ -225,7 +252,7 @@ extension ConfigDocument {
         switch file {
         case .user, .server:
             // One walk over the records feeds the typed view and the secret list.
-            var builder = RecordBuilder()
+            var builder = RecordBuilder(path: path)
             var secrets = SecretCollector(file: file)
             let record = file.recordSection
             forEachSection { section in
@@ -234,13 +261,13 @@ extension ConfigDocument {
                     return
                 }
                 if file == .user {
-                    builder.addAccount(section, in: self)
+                    builder.addAccount(section)
                 } else {
-                    builder.addReader(section, in: self)
+                    builder.addReader(section)
                 }
             }
             if file == .user {
-                analysis.accounts = builder.accounts
+                analysis.accounts = builder.accounts.map(AccountSummary.init)
             } else {
                 analysis.readers = builder.readers
             }
@@ -264,27 +291,22 @@ extension ConfigDocument {
         _ section: ConfigSection, _ key: String, into problems: inout [ConfigProblem],
         _ parse: (String) throws(ListSyntaxError) -> T
     ) -> T? {
-        guard let raw = section.value(key) else {
-            return nil
-        }
-        do {
-            return try parse(raw)
-        } catch {
-            problems.append(problem(section.line(of: key) ?? section.headerLine ?? 0, "\(key): \(error)"))
-            return nil
-        }
+        section.parsed(key, path: path, into: &problems, parse)
     }
 
     func problem(_ line: Int, _ message: String) -> ConfigProblem {
         ConfigProblem(path: path, line: line, severity: .error, message: message)
     }
 
-    func flag(_ value: String?) -> Bool {
+    /// OScam's reading of a 0/1 setting: a number other than 0 is on; anything else is off.
+    static func flag(_ value: String?) -> Bool {
         guard let value, let number = Int(value) else {
             return false
         }
         return number != 0
     }
+
+    static let badExpdate = "expdate is not YYYY-MM-DD or YYYY/MM/DD"
 
     static func normalisedDate(_ raw: String) -> String? {
         let parts = raw.split(omittingEmptySubsequences: false) { $0 == "-" || $0 == "/" }
@@ -299,38 +321,104 @@ extension ConfigDocument {
     private static func pad2(_ value: Int) -> String {
         value < 10 ? "0\(value)" : "\(value)"
     }
+
+    /// `normalisedDate` on ASCII bytes, where a `Character` is a byte: the same rules on bytes,
+    /// without building the pieces (the collectors' reading of every account's date).
+    static func normalisedDate(ascii raw: ArraySlice<UInt8>) -> String? {
+        func isSeparator(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: "-") || byte == UInt8(ascii: "/")
+        }
+        guard let first = raw.firstIndex(where: isSeparator),
+              let second = raw[(first + 1)...].firstIndex(where: isSeparator),
+              !raw[(second + 1)...].contains(where: isSeparator),
+              first - raw.startIndex == 4, second - first - 1 <= 2, raw.endIndex - second - 1 <= 2,
+              let year = asciiInt(raw[..<first]), let month = asciiInt(raw[(first + 1)..<second]),
+              let day = asciiInt(raw[(second + 1)...]),
+              (1...12).contains(month), (1...31).contains(day), year >= 1970 else {
+            return nil
+        }
+        // A year of four characters that is at least 1970 has four digits.
+        return NotationText.string(capacity: 10) { out in
+            out.appendDecimal(year, width: 4)
+            out.append(UInt8(ascii: "-"))
+            out.appendDecimal(month, width: 2)
+            out.append(UInt8(ascii: "-"))
+            out.appendDecimal(day, width: 2)
+        }
+    }
+
+    /// `Int(_:)` of a short ASCII decimal: an optional sign, then at least one digit.
+    private static func asciiInt(_ digits: ArraySlice<UInt8>) -> Int? {
+        var rest = digits
+        var sign = 1
+        if let first = rest.first, first == UInt8(ascii: "+") || first == UInt8(ascii: "-") {
+            sign = first == UInt8(ascii: "-") ? -1 : 1
+            rest = rest.dropFirst()
+        }
+        guard !rest.isEmpty, rest.count <= 18, rest.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+            return nil
+        }
+        return sign * rest.reduce(0) { $0 * 10 + Int($1 - 48) }
+    }
+}
+
+extension ConfigSection {
+    /// The parsed value of `key` (the setting that wins), nil when it is not set. A value the
+    /// parser rejects becomes an error on its line, named by the key, and gives nil.
+    func parsed<T>(
+        _ key: String, path: String, into problems: inout [ConfigProblem],
+        _ parse: (String) throws(ListSyntaxError) -> T
+    ) -> T? {
+        guard let raw = value(key) else {
+            return nil
+        }
+        do {
+            return try parse(raw)
+        } catch {
+            problems.append(ConfigProblem(path: path, line: line(of: key) ?? headerLine ?? 0, severity: .error,
+                                          message: "\(key): \(error)"))
+            return nil
+        }
+    }
 }
 
 /// Builds accounts or readers one record at a time.
 struct RecordBuilder {
+    /// The file's path, for problems.
+    let path: String
     var problems: [ConfigProblem] = []
     var accounts: [Account] = []
     var readers: [Reader] = []
     private var seen: Set<String> = []
 
-    mutating func addAccount(_ record: ConfigSection, in document: ConfigDocument) {
+    init(path: String) {
+        self.path = path
+    }
+
+    mutating func addAccount(_ record: ConfigSection) {
         guard let user = record.value("user"), !user.isEmpty, let line = record.headerLine else {
             return
         }
         guard seen.insert(user).inserted else {
             return
         }
-        let groups = document.parseList(record, "group", into: &problems, ListSyntax.groups) ?? []
-        let caids = document.parseList(record, "caid", into: &problems, ListSyntax.caids) ?? []
-        let idents = document.parseList(record, "ident", into: &problems, ListSyntax.idents) ?? []
+        let groups = record.parsed("group", path: path, into: &problems, ListSyntax.groups) ?? []
+        let caids = record.parsed("caid", path: path, into: &problems, ListSyntax.caids) ?? []
+        let idents = record.parsed("ident", path: path, into: &problems, ListSyntax.idents) ?? []
         var expdate: String?
         if let raw = record.value("expdate"), !raw.isEmpty {
             expdate = ConfigDocument.normalisedDate(raw)
             if expdate == nil {
-                problems.append(document.problem(record.line(of: "expdate") ?? line, "expdate is not YYYY-MM-DD or YYYY/MM/DD"))
+                problems.append(ConfigProblem(path: path, line: record.line(of: "expdate") ?? line, severity: .error,
+                                              message: ConfigDocument.badExpdate))
             }
         }
         accounts.append(Account(
-            user: user, enabled: !document.flag(record.value("disabled")), groups: groups, caids: caids,
+            user: user, enabled: !ConfigDocument.flag(record.value("disabled")), groups: groups, caids: caids,
             idents: idents, expdate: expdate, line: line))
     }
 
-    mutating func addReader(_ record: ConfigSection, in document: ConfigDocument) {
+    mutating func addReader(_ record: ConfigSection) {
         guard let rawLabel = record.value("label"), !rawLabel.isEmpty, let line = record.headerLine else {
             return
         }
@@ -343,9 +431,9 @@ struct RecordBuilder {
             label: String(rawLabel.map { $0 == " " ? "_" : $0 }),
             protocolName: protocolName,
             enabled: record.value("enable").map { Int($0) ?? 1 != 0 } ?? true,
-            groups: document.parseList(record, "group", into: &problems, ListSyntax.groups) ?? [],
-            caids: document.parseList(record, "caid", into: &problems, ListSyntax.caids) ?? [],
-            idents: document.parseList(record, "ident", into: &problems, ListSyntax.idents) ?? [],
+            groups: record.parsed("group", path: path, into: &problems, ListSyntax.groups) ?? [],
+            caids: record.parsed("caid", path: path, into: &problems, ListSyntax.caids) ?? [],
+            idents: record.parsed("ident", path: path, into: &problems, ListSyntax.idents) ?? [],
             deviceKind: kind, line: line))
     }
 }

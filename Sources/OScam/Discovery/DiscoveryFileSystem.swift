@@ -126,6 +126,8 @@ public struct RealFileSystem: DiscoveryFileSystem {
         if (info.st_mode & S_IFMT) != S_IFREG { throw DiscoveryFileError(.notRegularFile, path: path) }
 
         var bytes: [UInt8] = []
+        // Room for what the file holds now, so that a large file is not copied as it grows.
+        bytes.reserveCapacity(min(max(Int(info.st_size), 0), limit))
         // /proc files report a size of 0, so read until EOF rather than trusting st_size.
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while true {

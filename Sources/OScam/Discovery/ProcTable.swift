@@ -146,10 +146,11 @@ public struct LinuxProcTable: ProcTable {
     /// See ``ProcTable/process(_:)``.
     public func process(_ pid: Int32) -> ProcProcess? {
         let dir = DiscoveryPath.join(root, String(pid))
-        guard let statText = try? fileSystem.readText(DiscoveryPath.join(dir, "stat")),
-              let stat = Self.parseStat(statText) else { return nil }
+        // Every process is read on every cycle: the files are parsed as bytes (see `ASCIIProcText`).
+        guard let statBytes = try? fileSystem.readFile(DiscoveryPath.join(dir, "stat")),
+              let stat = Self.parseStat(bytes: statBytes) else { return nil }
         let argv = (try? fileSystem.readFile(DiscoveryPath.join(dir, "cmdline"))).map(Self.parseCmdline) ?? []
-        let cgroup = (try? fileSystem.readText(DiscoveryPath.join(dir, "cgroup"))).flatMap(Self.parseCgroup)
+        let cgroup = (try? fileSystem.readFile(DiscoveryPath.join(dir, "cgroup"))).flatMap(Self.parseCgroup(bytes:))
         return ProcProcess(
             pid: pid, ppid: stat.ppid, comm: stat.comm, argv: argv,
             exe: fileSystem.readLink(DiscoveryPath.join(dir, "exe")).map(Self.stripDeleted),
@@ -191,6 +192,56 @@ public struct LinuxProcTable: ProcTable {
         return ProcStat(
             pid: pid, comm: comm, state: state, ppid: ppid, utimeTicks: utime, stimeTicks: stime,
             threads: threads, startTicks: start, rssPages: rss)
+    }
+
+    /// `parseStat` on the file's bytes: the same result, without `Character` processing when the
+    /// bytes are ASCII (as `/proc` writes them unless a command name is not).
+    static func parseStat(bytes: [UInt8]) -> ProcStat? {
+        guard ASCIIProcText.isASCII(bytes) else {
+            return parseStat(String(decoding: bytes, as: UTF8.self))
+        }
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
+              open < close, let pid = Int32(ASCIIProcText.string(ASCIIProcText.trim(bytes[..<open]))) else {
+            return nil
+        }
+        let fields = bytes[(close + 1)...].split(whereSeparator: ASCIIProcText.isSpace).map(ASCIIProcText.string)
+        guard fields.count >= 22, fields[0].utf8.count == 1, let state = fields[0].first,
+              let ppid = Int32(fields[1]),
+              let utime = UInt64(fields[11]), let stime = UInt64(fields[12]),
+              let threads = Int(fields[17]), let start = UInt64(fields[19]), let rss = Int64(fields[21])
+        else { return nil }
+        return ProcStat(
+            pid: pid, comm: ASCIIProcText.string(bytes[(open + 1)..<close]), state: state, ppid: ppid,
+            utimeTicks: utime, stimeTicks: stime, threads: threads, startTicks: start, rssPages: rss)
+    }
+
+    /// `parseCgroup` on the file's bytes, without `Character` processing when they are ASCII.
+    static func parseCgroup(bytes: [UInt8]) -> String? {
+        guard ASCIIProcText.isASCII(bytes) else {
+            return parseCgroup(String(decoding: bytes, as: UTF8.self))
+        }
+        var v2Path: ArraySlice<UInt8>?
+        var v1Path: ArraySlice<UInt8>?
+        for line in bytes.split(whereSeparator: { $0 == LineSyntax.lf || $0 == LineSyntax.cr }) {
+            let parts = line.split(separator: UInt8(ascii: ":"), maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if parts[0].elementsEqual("0".utf8) && parts[1].isEmpty {
+                v2Path = parts[2]
+            } else if parts[1].split(separator: UInt8(ascii: ",")).contains(where: { $0.elementsEqual("name=systemd".utf8) }) {
+                v1Path = parts[2]
+            }
+        }
+        guard let path = v2Path ?? v1Path else { return nil }
+        for component in path.split(separator: UInt8(ascii: "/")).reversed() {
+            if component.count > ".service".utf8.count && component.reversed().starts(with: ".service".utf8.reversed()) {
+                return ASCIIProcText.string(component)
+            }
+            if component.reversed().starts(with: ".scope".utf8.reversed())
+                || component.reversed().starts(with: ".slice".utf8.reversed()) {
+                return nil
+            }
+        }
+        return nil
     }
 
     /// Splits `/proc/<pid>/cmdline` at NUL bytes; the final NUL does not start another argument.
@@ -257,5 +308,30 @@ public struct LinuxProcTable: ProcTable {
     /// The kernel appends ` (deleted)` to links whose target was removed (e.g. a replaced binary).
     private static func stripDeleted(_ link: String) -> String {
         link.hasSuffix(" (deleted)") ? String(link.dropLast(" (deleted)".count)) : link
+    }
+}
+
+/// Byte helpers for the ASCII fast paths of the `/proc` parsers. On ASCII text a `Character` is
+/// one byte, except CR LF, which is one `Character` but only ever a separator here, so these
+/// give the `String` parsers' results exactly.
+enum ASCIIProcText {
+    static func isASCII(_ bytes: [UInt8]) -> Bool {
+        bytes.allSatisfy { $0 < 0x80 }
+    }
+
+    /// `DiscoveryText.isSpace` on a byte.
+    static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n")
+    }
+
+    /// `DiscoveryText.trim` on bytes.
+    static func trim(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) })
+        else { return bytes[bytes.endIndex...] }
+        return bytes[first...last]
+    }
+
+    static func string(_ bytes: ArraySlice<UInt8>) -> String {
+        String(decoding: bytes, as: UTF8.self)
     }
 }
