@@ -167,13 +167,17 @@ func cycle(_ arguments: [String]) -> Int32 {
         if index == 0, let dump = dumpPath(arguments) {
             _ = try? AtomicFile.write(encoded.bytes, to: dump)
         }
+        // What the daemon does after each collection (Daemon.loop).
+        Heap.releaseFreePages()
+        MappedCode.release()
+        phase("release")
         wall.append(milliseconds(start.duration(to: clock.now)))
         cpu.append((cpuSeconds() - cpuStart) * 1000)
         if index == 0 {
             (_, rssAfterFirst, anonymousAfterFirst) = memory()
         }
     }
-    for name in ["discover", "load", "collect", "filter", "encode"] {
+    for name in ["discover", "load", "collect", "filter", "encode", "release"] {
         print("phase_cpu_ms_\(name)=\(median(phases[name] ?? []))")
     }
     print("instances=\(dirs.count)")
@@ -190,6 +194,8 @@ func cycle(_ arguments: [String]) -> Int32 {
     return 0
 }
 
+// As the agent does at start (Sources/Runner/main.swift).
+Heap.useOneArena()
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "parse": exit(parse(Array(arguments.dropFirst())))

@@ -66,7 +66,7 @@ public enum MappedCode {
 
     /// `start-end r-xp offset dev inode /path` → the range, for a private executable mapping of
     /// a file (inode not 0); nil for anything else, including `[vdso]` and anonymous code.
-    static func executableFileRange(_ line: ArraySlice<UInt8>) -> (start: UInt, length: Int)? {
+    public static func executableFileRange(_ line: ArraySlice<UInt8>) -> (start: UInt, length: Int)? {
         let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
         guard fields.count >= 6, fields[1].elementsEqual("r-xp".utf8), !fields[4].elementsEqual("0".utf8),
               fields[5].first == UInt8(ascii: "/") else {

@@ -226,6 +226,23 @@ import Glibc
         #expect(table.process(504)?.argv == [])
     }
 
+    @Test func oscamProcessReadsOnlyOScamProcessesWhole() throws {
+        let tree = try DiscoveryTempDir()
+        defer { tree.remove() }
+        let proc = try ProcFixture(in: tree)
+        let oscam = try proc.add(pid: 700, ppid: 1, argv: ["/usr/bin/oscam", "-b"], exe: "/usr/bin/oscam", cwd: "/srv")
+        let renamed = try proc.add(pid: 701, ppid: 1, argv: ["softcam"], exe: "/opt/oscam-emu/oscam-emu", cwd: "/opt")
+        try proc.add(pid: 702, ppid: 1, argv: ["/usr/sbin/sshd", "-D"], exe: "/usr/sbin/sshd", cwd: "/")
+        try proc.add(pid: 703, ppid: 1, argv: [])
+        let table = LinuxProcTable(root: proc.root)
+        #expect(table.oscamProcess(700) == oscam)
+        #expect(table.oscamProcess(701) == renamed)
+        #expect(table.oscamProcess(701)?.cwd == "/opt")
+        #expect(table.oscamProcess(702) == nil)
+        #expect(table.oscamProcess(703) == nil)
+        #expect(table.process(702)?.cwd == "/")
+    }
+
     @Test func missingRootIsEmptyNotAnError() {
         let table = LinuxProcTable(root: "/nonexistent/proc-root")
         #expect(table.pids().isEmpty)

@@ -482,7 +482,7 @@ struct DiscoveryRun {
     private mutating func oscamProcesses(_ pids: [Int32]) -> [DiscoveryProcess] {
         var result: [DiscoveryProcess] = []
         for pid in pids {
-            guard let process = procTable.process(pid), !process.isDead, Discovery.looksLikeOScam(process) else {
+            guard let process = procTable.oscamProcess(pid) else {
                 continue
             }
             if let resolved = resolveProcess(process) { result.append(resolved) }
@@ -748,7 +748,7 @@ struct DiscoveryRun {
     /// The pid file's process counts only if it is alive, looks like OScam and uses this
     /// instance's config dir (or, without `-c`, its temp dir): a reused PID means stopped.
     private mutating func validateWorker(_ pid: Int32, configDir: String, tempDir: String?) -> DiscoveryProcess? {
-        guard let process = procTable.process(pid), !process.isDead, Discovery.looksLikeOScam(process),
+        guard let process = procTable.oscamProcess(pid),
               let resolved = resolveProcess(process) else { return nil }
         if let explicit = resolved.explicitConfigDir { return explicit == configDir ? resolved : nil }
         return resolved.tempDir == (tempDir ?? DiscoveryOptions.defaultTempDir) ? resolved : nil

@@ -95,6 +95,9 @@ public protocol ProcTable: Sendable {
     func pids() -> [Int32]
     /// One process, or `nil` when it does not exist (any more) or its `stat` cannot be read.
     func process(_ pid: Int32) -> ProcProcess?
+    /// One live process that looks like OScam (``Discovery/looksLikeOScam(_:)``), or `nil`. The
+    /// default reads the whole process; a table may read less of the processes it rules out.
+    func oscamProcess(_ pid: Int32) -> ProcProcess?
     /// The boot time in epoch seconds (`btime` in `<root>/stat`), or `nil` when unknown.
     func bootTime() -> Int64?
     /// Clock ticks per second, the unit of ``ProcProcess/startTicks``. Defaults to `sysconf(_SC_CLK_TCK)`.
@@ -109,6 +112,11 @@ extension ProcTable {
     public func clockTicksPerSecond() -> Int64 {
         let ticks = sysconf(Int32(_SC_CLK_TCK))
         return ticks > 0 ? Int64(ticks) : 100
+    }
+
+    /// See ``ProcTable/oscamProcess(_:)``.
+    public func oscamProcess(_ pid: Int32) -> ProcProcess? {
+        process(pid).flatMap { !$0.isDead && Discovery.looksLikeOScam($0) ? $0 : nil }
     }
 
     /// `false`: a table is complete unless it says otherwise.
@@ -145,18 +153,31 @@ public struct LinuxProcTable: ProcTable {
 
     /// See ``ProcTable/process(_:)``.
     public func process(_ pid: Int32) -> ProcProcess? {
+        read(pid, only: { _ in true })
+    }
+
+    /// See ``ProcTable/oscamProcess(_:)``. Discovery asks this of every process on every cycle,
+    /// so the working directory and the cgroup, which only an OScam process needs, are read
+    /// only once `stat`, `cmdline` and `exe` say it is one.
+    public func oscamProcess(_ pid: Int32) -> ProcProcess? {
+        read(pid, only: { !$0.isDead && Discovery.looksLikeOScam($0) })
+    }
+
+    private func read(_ pid: Int32, only wanted: (ProcProcess) -> Bool) -> ProcProcess? {
         let dir = DiscoveryPath.join(root, String(pid))
-        // Every process is read on every cycle: the files are parsed as bytes (see `ASCIIProcText`).
+        // The files are parsed as bytes (see `ASCIIProcText`).
         guard let statBytes = try? fileSystem.readFile(DiscoveryPath.join(dir, "stat")),
               let stat = Self.parseStat(bytes: statBytes) else { return nil }
         let argv = (try? fileSystem.readFile(DiscoveryPath.join(dir, "cmdline"))).map(Self.parseCmdline) ?? []
-        let cgroup = (try? fileSystem.readFile(DiscoveryPath.join(dir, "cgroup"))).flatMap(Self.parseCgroup(bytes:))
-        return ProcProcess(
+        var process = ProcProcess(
             pid: pid, ppid: stat.ppid, comm: stat.comm, argv: argv,
             exe: fileSystem.readLink(DiscoveryPath.join(dir, "exe")).map(Self.stripDeleted),
-            cwd: fileSystem.readLink(DiscoveryPath.join(dir, "cwd")).map(Self.stripDeleted),
             startTicks: stat.startTicks, state: stat.state, threads: stat.threads, rssPages: stat.rssPages,
-            utimeTicks: stat.utimeTicks, stimeTicks: stat.stimeTicks, cgroupUnit: cgroup)
+            utimeTicks: stat.utimeTicks, stimeTicks: stat.stimeTicks)
+        guard wanted(process) else { return nil }
+        process.cwd = fileSystem.readLink(DiscoveryPath.join(dir, "cwd")).map(Self.stripDeleted)
+        process.cgroupUnit = (try? fileSystem.readFile(DiscoveryPath.join(dir, "cgroup"))).flatMap(Self.parseCgroup(bytes:))
+        return process
     }
 
     /// See ``ProcTable/bootTime()``.
