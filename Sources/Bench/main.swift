@@ -2,7 +2,10 @@
 //
 //   Bench parse FILE [--repeat N]        read an oscam.user the collectors' way, then parse it into
 //                                        the document model and build its account view
-//   Bench cycle DIR... [--cycles N]      collect → filter → encode over config dirs, N times
+//   Bench cycle DIR... [--cycles N]      collect → filter → encode over config dirs, N times, as
+//         [--no-cache] [--touch FILE]    the daemon does (files unchanged since the last cycle are
+//                                        not read again); --no-cache reads every file every cycle;
+//                                        --touch rewrites FILE before each cycle (not timed)
 //
 // Prints one `key=value` line per figure, for bench/run to compare against its peers.
 #if canImport(Glibc)
@@ -52,12 +55,20 @@ func option(_ name: String, in arguments: [String], default value: Int) -> Int {
     return Int(arguments[index + 1]) ?? value
 }
 
-/// `--dump FILE`: where to write the first cycle's payload, to compare two builds byte for byte.
-func dumpPath(_ arguments: [String]) -> String? {
-    guard let index = arguments.firstIndex(of: "--dump"), index + 1 < arguments.count else {
+/// The value of `--name VALUE`, if given.
+func value(_ name: String, in arguments: [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else {
         return nil
     }
     return arguments[index + 1]
+}
+
+/// Writes `path` again with the same bytes, as an editor saving it would: its times change.
+func rewrite(_ path: String) {
+    guard let bytes = Files.read(path, limit: 64 << 20) else {
+        return
+    }
+    _ = try? AtomicFile.write(bytes, to: path)
 }
 
 struct NoNetwork: HTTPTransport {
@@ -110,6 +121,8 @@ func parse(_ arguments: [String]) -> Int32 {
 
 func cycle(_ arguments: [String]) -> Int32 {
     let dirs = arguments.prefix { !$0.hasPrefix("--") }.map { DiscoveryPath.directory($0) ?? $0 }
+    let cache: FileCache? = arguments.contains("--no-cache") ? nil : FileCache()
+    let touched = value("--touch", in: arguments)
     let cycles = option("--cycles", in: arguments, default: 100)
     let collectors: [any Collector<CollectContext>] = [
         InstancesCollector(), AccountsCollector(), ReadersCollector(), WebIfCollector(), RuntimeCollector(),
@@ -126,6 +139,9 @@ func cycle(_ arguments: [String]) -> Int32 {
     var rssAfterFirst = 0.0
     var anonymousAfterFirst = 0.0
     for index in 0..<cycles {
+        if let touched, index > 0 {
+            rewrite(touched)
+        }
         let start = clock.now
         let cpuStart = cpuSeconds()
         var mark = cpuStart
@@ -134,38 +150,42 @@ func cycle(_ arguments: [String]) -> Int32 {
             phases[name, default: []].append((now - mark) * 1000)
             mark = now
         }
-        let discovery = Discovery(options: options).discover()
-        phase("discover")
-        let files = CollectContext.loadFiles(for: discovery)
-        phase("load")
-        let context = CollectContext(discovery: discovery, files: files, procTable: LinuxProcTable(), procRoot: "/proc",
-                                     http: NoNetwork(), now: 1_795_950_000)
-        let (snapshot, _) = pipeline.run(context: context, instanceIDs: discovery.instances.map(\.id),
-                                         base: Snapshot(seq: Int64(index + 1), collectedAt: 0, agentVersion: "bench"))
-        phase("collect")
-        var secrets: [(rule: String, value: String)] = []
-        var logins: [(rule: String, value: String)] = []
-        for instanceFiles in files.values {
-            for loaded in instanceFiles.values {
-                if case .success(let value) = loaded.result {
-                    for found in value.analysis.secrets {
-                        if found.isLoginName {
-                            logins.append((found.rule, found.value.reveal()))
-                        } else {
-                            secrets.append((found.rule, found.value.reveal()))
+        // The cycle's values are freed at the end of this scope, before the release below, as in
+        // the daemon, whose collection returns before it releases.
+        do {
+            let discovery = Discovery(options: options).discover()
+            phase("discover")
+            let files = CollectContext.loadFiles(for: discovery, cache: cache)
+            phase("load")
+            let context = CollectContext(discovery: discovery, files: files, procTable: LinuxProcTable(), procRoot: "/proc",
+                                         http: NoNetwork(), now: 1_795_950_000)
+            let (snapshot, _) = pipeline.run(context: context, instanceIDs: discovery.instances.map(\.id),
+                                             base: Snapshot(seq: Int64(index + 1), collectedAt: 0, agentVersion: "bench"))
+            phase("collect")
+            var secrets: [(rule: String, value: String)] = []
+            var logins: [(rule: String, value: String)] = []
+            for instanceFiles in files.values {
+                for loaded in instanceFiles.values {
+                    if case .success(let value) = loaded.result {
+                        for found in value.analysis.secrets {
+                            if found.isLoginName {
+                                logins.append((found.rule, found.value.reveal()))
+                            } else {
+                                secrets.append((found.rule, found.value.reveal()))
+                            }
                         }
                     }
                 }
             }
-        }
-        let encoder = SnapshotEncoder(filters: [RedactionFilter(secrets: secrets, wholeValueOnly: logins)],
-                                      sha256: { Crypto.sha256Hex($0) })
-        phase("filter")
-        let encoded = encoder.encode(snapshot).0
-        phase("encode")
-        bytes = encoded.bytes.count
-        if index == 0, let dump = dumpPath(arguments) {
-            _ = try? AtomicFile.write(encoded.bytes, to: dump)
+            let encoder = SnapshotEncoder(filters: [RedactionFilter(secrets: secrets, wholeValueOnly: logins)],
+                                          sha256: { Crypto.sha256Hex($0) })
+            phase("filter")
+            let encoded = encoder.encode(snapshot).0
+            phase("encode")
+            bytes = encoded.bytes.count
+            if index == 0, let dump = value("--dump", in: arguments) {
+                _ = try? AtomicFile.write(encoded.bytes, to: dump)
+            }
         }
         // What the daemon does after each collection (Daemon.loop).
         Heap.releaseFreePages()
@@ -185,6 +205,7 @@ func cycle(_ arguments: [String]) -> Int32 {
     print("cycle_wall_ms_first=\(wall.first ?? 0)")
     print("cycle_wall_ms_median=\(median(wall))")
     print("cycle_cpu_ms_median=\(median(cpu))")
+    print("cycle_cpu_ms_first=\(cpu.first ?? 0)")
     print("rss_mb_after_first=\(rssAfterFirst)")
     print("rss_mb_after_all=\(memory().current)")
     print("rss_anon_mb_after_first=\(anonymousAfterFirst)")

@@ -15,6 +15,8 @@ final class Collection: Sendable {
     let cycle: CollectionCycle<CollectContext>
     let http: any HTTPTransport
     let extraSecrets: [(rule: String, value: String)]
+    /// Unchanged files are not read again from one cycle to the next.
+    let fileCache = FileCache()
 
     init(config: AgentConfig, enabled: [String], http: any HTTPTransport = CurlTransport(),
          extraSecrets: [(rule: String, value: String)] = [], timeout: Duration = .seconds(10)) {
@@ -72,7 +74,7 @@ final class Collection: Sendable {
         let discovery = discover()
         // Instances found, not yet read: where a test stops or restarts OScam "mid-collection".
         PausePoint.reach("collect:discovered")
-        let files = CollectContext.loadFiles(for: discovery)
+        let files = CollectContext.loadFiles(for: discovery, cache: fileCache)
         let context = CollectContext(
             discovery: discovery, files: files, procTable: LinuxProcTable(root: config.procRoot),
             procRoot: config.procRoot, http: http, now: now)
