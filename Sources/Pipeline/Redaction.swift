@@ -134,9 +134,17 @@ struct TextShape {
         }
         var run = 0
         var previous: UInt8 = 0
+        // Hex bytes written as pairs with a separator after each: `01 23 45 …`, `01:23:45:…`.
+        var separatedPairs = 0
         for byte in bytes {
-            run = CardPatterns.isHex(byte) ? run + 1 : 0
-            if run >= CardPatterns.minimumHexRun
+            if CardPatterns.isHex(byte) {
+                run += 1
+            } else {
+                let isSeparator = byte == UInt8(ascii: " ") || byte == UInt8(ascii: ":")
+                separatedPairs = isSeparator && run == 2 ? separatedPairs + 1 : 0
+                run = 0
+            }
+            if run >= CardPatterns.minimumHexRun || separatedPairs >= CardPatterns.minimumBytes - 1
                 || (previous == UInt8(ascii: "3") && ((byte | 0x20) == UInt8(ascii: "b") || (byte | 0x20) == UInt8(ascii: "f"))) {
                 mayHoldCardData = true
                 return
@@ -351,11 +359,14 @@ struct SecretTable: Sendable {
 }
 
 /// Shapes of card data that must never leave even when no file named them: long hex strings
-/// (keys, serials, EMM/ECM payloads) and ATRs.
+/// (keys, serials, EMM/ECM payloads), the same written as separated bytes, and ATRs.
 enum CardPatterns {
     static let hexRule = "pattern:hex16"
     static let atrRule = "pattern:atr"
+    static let bytesRule = "pattern:hexbytes"
     static let minimumHexRun = 16
+    /// Eight bytes: a 64-bit key or serial; a MAC address (six) stays.
+    static let minimumBytes = 8
 
     static func scrub(_ text: String, counts: inout [String: Int]) -> String {
         guard text.utf8.count >= minimumHexRun, TextShape(text).mayHoldCardData else {
@@ -367,9 +378,9 @@ enum CardPatterns {
         var index = 0
         var changed = false
         while index < bytes.count {
-            if let end = atrEnd(bytes, from: index) {
+            if let (end, isATR) = separatedBytesEnd(bytes, from: index) {
                 output += Array(RedactionFilter.replacement.utf8)
-                counts[atrRule, default: 0] += 1
+                counts[isATR ? atrRule : bytesRule, default: 0] += 1
                 index = end
                 changed = true
                 continue
@@ -393,26 +404,32 @@ enum CardPatterns {
         return changed ? String(decoding: output, as: UTF8.self) : text
     }
 
-    /// `3B 9F 21 0E …`: eight or more space-separated hex bytes starting with an ATR's TS byte.
-    private static func atrEnd(_ bytes: [UInt8], from start: Int) -> Int? {
-        guard start + 2 <= bytes.count, bytes[start] == UInt8(ascii: "3"),
-              bytes[start + 1] == UInt8(ascii: "B") || bytes[start + 1] == UInt8(ascii: "F")
-                || bytes[start + 1] == UInt8(ascii: "b") || bytes[start + 1] == UInt8(ascii: "f"),
+    /// `3B 9F 21 0E …`, `01:23:45:…`: eight or more hex bytes, two digits each, one separator
+    /// (a space or a colon) throughout, at a word start; an ATR when it starts with the TS byte
+    /// `3B` or `3F`.
+    private static func separatedBytesEnd(_ bytes: [UInt8], from start: Int) -> (end: Int, isATR: Bool)? {
+        guard start + 2 < bytes.count, isHex(bytes[start]), isHex(bytes[start + 1]),
+              bytes[start + 2] == UInt8(ascii: " ") || bytes[start + 2] == UInt8(ascii: ":"),
               start == 0 || !isWordByte(bytes[start - 1]) else {
             return nil
         }
+        let separator = bytes[start + 2]
         var index = start
         var pairs = 0
         var end = start
         while index + 1 < bytes.count, isHex(bytes[index]), isHex(bytes[index + 1]) {
             pairs += 1
             end = index + 2
-            guard end < bytes.count, bytes[end] == UInt8(ascii: " ") else {
+            guard end < bytes.count, bytes[end] == separator else {
                 break
             }
             index = end + 1
         }
-        return pairs >= 8 ? end : nil
+        guard pairs >= minimumBytes else {
+            return nil
+        }
+        let isATR = bytes[start] == UInt8(ascii: "3") && (bytes[start + 1] | 0x20 == UInt8(ascii: "b") || bytes[start + 1] | 0x20 == UInt8(ascii: "f"))
+        return (end, isATR)
     }
 
     /// `0x` right before `index`, itself at a word start: `0x0123…` is hex, not a word.

@@ -258,14 +258,36 @@ func threadCPUSeconds() -> Double {
         ("ATR: 3B 9F 21 0E 49 52 44 45 54 4F (card)", "ATR: <redacted> (card)", 1),
         ("atr=3b 9f 21 0e 49 52 44 45", "atr=<redacted>", 1),
         ("3F 77 18 00 00 C2 7A 44 02 68 90 00", "<redacted>", 1),
-        // Seven bytes are not enough; another first byte is not an ATR.
+        ("3B:9F:21:0E:49:52:44:45:54:4F", "<redacted>", 1),
+        ("atr 3f:77:18:00:00:c2:7a:44:02:68:90:00.", "atr <redacted>.", 1),
+        // Seven bytes are not enough.
         ("3B 9F 21 0E 49 52 44", "3B 9F 21 0E 49 52 44", 0),
-        ("3C 9F 21 0E 49 52 44 45 54 4F", "3C 9F 21 0E 49 52 44 45 54 4F", 0),
+        ("3B:9F:21:0E:49:52:44", "3B:9F:21:0E:49:52:44", 0),
     ])
     func atrsAreCardData(_ text: String, _ expected: String, _ count: Int) {
         let (result, counts) = scrub(text, [])
         #expect(result == expected)
         #expect(counts == (count == 0 ? [:] : ["pattern:atr": count]))
+    }
+
+    @Test(arguments: [
+        // A key or serial written as separated bytes, whatever its first byte.
+        ("3C 9F 21 0E 49 52 44 45 54 4F", "<redacted>", 1),
+        ("key 01 23 45 67 89 AB CD EF here", "key <redacted> here", 1),
+        ("serial=01:23:45:67:89:ab:cd:ef", "serial=<redacted>", 1),
+        ("two: 01 23 45 67 89 AB CD EF, 11:22:33:44:55:66:77:88", "two: <redacted>, <redacted>", 2),
+        // A MAC address, a short list, mixed separators, groups of other widths, a word before.
+        ("mac 00:11:22:33:44:55", "mac 00:11:22:33:44:55", 0),
+        ("01 23 45 67 89 AB CD", "01 23 45 67 89 AB CD", 0),
+        ("01 23 45 67:89 AB CD EF", "01 23 45 67:89 AB CD EF", 0),
+        ("fe80:0000:0000:0000:0202:b3ff:fe1e:8329", "fe80:0000:0000:0000:0202:b3ff:fe1e:8329", 0),
+        ("0963:000000,000001;098C:000000", "0963:000000,000001;098C:000000", 0),
+        ("x01 23 45 67 89 AB CD EF", "x01 23 45 67 89 AB CD EF", 0),
+    ])
+    func separatedHexBytesAreCardData(_ text: String, _ expected: String, _ count: Int) {
+        let (result, counts) = scrub(text, [])
+        #expect(result == expected)
+        #expect(counts == (count == 0 ? [:] : ["pattern:hexbytes": count]))
     }
 
     @Test
