@@ -248,9 +248,7 @@ func threadCPUSeconds() -> Double {
         ("550e8400-e29b-41d4-a716-446655440000", "550e8400-e29b-41d4-a716-446655440000", 0),
     ])
     func longHexRunsAreCardData(_ text: String, _ expected: String, _ count: Int) {
-        let (result, counts) = scrub(text, [])
-        #expect(result == expected)
-        #expect(counts == (count == 0 ? [:] : ["pattern:hex16": count]))
+        expectPattern("pattern:hex16", text, expected, count)
     }
 
     @Test(arguments: [
@@ -265,9 +263,7 @@ func threadCPUSeconds() -> Double {
         ("3B:9F:21:0E:49:52:44", "3B:9F:21:0E:49:52:44", 0),
     ])
     func atrsAreCardData(_ text: String, _ expected: String, _ count: Int) {
-        let (result, counts) = scrub(text, [])
-        #expect(result == expected)
-        #expect(counts == (count == 0 ? [:] : ["pattern:atr": count]))
+        expectPattern("pattern:atr", text, expected, count)
     }
 
     @Test(arguments: [
@@ -285,9 +281,14 @@ func threadCPUSeconds() -> Double {
         ("x01 23 45 67 89 AB CD EF", "x01 23 45 67 89 AB CD EF", 0),
     ])
     func separatedHexBytesAreCardData(_ text: String, _ expected: String, _ count: Int) {
+        expectPattern("pattern:hexbytes", text, expected, count)
+    }
+
+    /// `text` scrubbed with no secrets gives `expected`, with `count` matches of `rule` only.
+    private func expectPattern(_ rule: String, _ text: String, _ expected: String, _ count: Int) {
         let (result, counts) = scrub(text, [])
         #expect(result == expected)
-        #expect(counts == (count == 0 ? [:] : ["pattern:hexbytes": count]))
+        #expect(counts == (count == 0 ? [:] : [rule: count]))
     }
 
     @Test
