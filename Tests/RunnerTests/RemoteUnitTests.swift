@@ -185,6 +185,11 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
 @Suite(.serialized) struct CommandStoreTests {
     static func channel(stateDir: String, instance: DiscoveredInstance, http: any HTTPTransport = ScriptedTransport([]))
         -> CommandChannel {
+        channel(stateDir: stateDir, instances: [instance], http: http)
+    }
+
+    static func channel(stateDir: String, instances: [DiscoveredInstance], http: any HTTPTransport = ScriptedTransport([]))
+        -> CommandChannel {
         var config = AgentConfig()
         mkdir(stateDir, 0o700)
         config.stateDir = stateDir
@@ -194,7 +199,7 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
                                  clockOffset: 0, clock: unixNow)
         return CommandChannel(CommandChannel.Dependencies(
             config: config, pollClient: client, resultClient: client, logger: Logger(level: .debug, output: MemoryLogOutput()),
-            http: http, discover: { DiscoveryResult(instances: [instance]) }, procTable: LinuxProcTable(root: "/proc"),
+            http: http, discover: { DiscoveryResult(instances: instances) }, procTable: LinuxProcTable(root: "/proc"),
             requestSnapshot: { _ in }, isTerminating: { true }, isRevoked: { false }))
     }
 
@@ -246,6 +251,31 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
         #expect(TestEnvironment.read(configDir + "oscam.user") == "[account]\nuser = alice\n")
         #expect(channel.store.load("cmd_twice") == first)
         #expect(listDirectory(dir + "/state/backup/" + instance.id).count == 1)
+    }
+
+    @Test func anIdThatNamesTwoInstancesTouchesNeither() throws {
+        let dir = try TestEnvironment.makeTempDir("collision")
+        var instances: [DiscoveredInstance] = []
+        for name in ["a", "b"] {
+            let configDir = dir + "/" + name + "/"
+            try FileManager.default.createDirectory(atPath: configDir, withIntermediateDirectories: true)
+            try TestEnvironment.write("[account]\nuser = alice\n", to: configDir + "oscam.user")
+            // The same id for both, as two paths whose 64-bit hashes collide would have.
+            instances.append(DiscoveredInstance(id: "osc_00000000000000aa", name: name, configDir: configDir, state: .stopped))
+        }
+        let channel = Self.channel(stateDir: dir + "/state", instances: instances)
+        channel.receive(.object([
+            "id": .string("cmd_collide"), "type": .string("apply_config"), "issued_at": .int(unixNow()),
+            "expires_at": .int(unixNow() + 600), "instance": .string("osc_00000000000000aa"), "file": .string("oscam.user"),
+            "edits": .array([.object(["op": .string("delete_account"), "user": .string("alice")])]),
+        ]))
+        #expect(DaemonTests.waitFor(10) { channel.store.load("cmd_collide")?.phase == .done })
+        let result = try #require(channel.store.load("cmd_collide")?.result)
+        #expect(result.status == .rejected)
+        #expect(result.message.contains("names 2 instances"))
+        for name in ["a", "b"] {
+            #expect(TestEnvironment.read(dir + "/" + name + "/oscam.user") == "[account]\nuser = alice\n")
+        }
     }
 
     @Test func aPasswordSentByThePanelNeverReachesAResult() throws {

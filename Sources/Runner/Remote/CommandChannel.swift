@@ -203,11 +203,15 @@ final class CommandChannel: Sendable {
         }
         var instance: DiscoveredInstance?
         if let id = command.instance {
-            instance = deps.discover().instances.first { $0.id == id }
-            guard instance != nil else {
-                reject("unknown instance \(id)")
+            let matches = deps.discover().instances.filter { $0.id == id }
+            guard matches.count == 1 else {
+                // Two config dirs whose ids collide (64-bit hashes of their paths) cannot be
+                // told apart by a command: neither is touched.
+                reject(matches.isEmpty ? "unknown instance \(id)"
+                       : "instance id \(id) names \(matches.count) instances on this server; not acted on")
                 return
             }
+            instance = matches[0]
         }
         let record = CommandRecord(id: command.id, type: command.type, instance: command.instance,
                                    expiresAt: command.expiresAt, phase: .running, startedAt: started)
