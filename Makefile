@@ -49,13 +49,17 @@ bench-commands: deps
 
 # Footprint against prometheus-node-exporter and collectd (Debian's packages, installed here when
 # missing) in the same run: RSS, CPU per hour, start-up, bytes on the wire. PEERS_SECONDS=900.
+# It measures the binary operators run: built as `make release` builds it (Swift runtime linked
+# in statically, which changes RSS and size), in .build-release unless BENCH_SCRATCH_PATH names
+# another build directory, as bench/run does.
 PEERS_SECONDS ?= 900
+PEERS_BUILD = $(SWIFT) build -c release --static-swift-stdlib --scratch-path $(or $(BENCH_SCRATCH_PATH),.build-release)
 bench-peers: deps
 	@command -v prometheus-node-exporter >/dev/null && command -v collectd >/dev/null \
 	    || { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends prometheus-node-exporter collectd; }
-	swift build -c release --product myosicam-agent >/dev/null
+	$(PEERS_BUILD) --product myosicam-agent >/dev/null
 	mkdir -p bench/out
-	python3 bench/peers.py "$$(swift build -c release --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) > bench/out/peers.md
+	python3 bench/peers.py "$$($(PEERS_BUILD) --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) > bench/out/peers.md
 	cat bench/out/peers.md
 
 # The reliability and security suite (docs/reliability.md): MODE=short (CI) or MODE=long.
