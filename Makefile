@@ -37,6 +37,7 @@ demo: build
 
 bench: deps
 	./bench/run
+	$(MAKE) --no-print-directory bench-peers
 
 # The daemon's steady state against the development panel: 10 minutes at a 1 s heartbeat.
 bench-daemon: deps
@@ -44,8 +45,8 @@ bench-daemon: deps
 
 # apply_config latency, panel queue to result, over 100 commands (median, p99).
 bench-commands: deps
-	swift build -c release --product myosicam-agent >/dev/null
-	python3 bench/commands.py "$$(swift build -c release --show-bin-path)/myosicam-agent" 100
+	$(SHIPPED_BUILD) --product myosicam-agent >/dev/null
+	python3 bench/commands.py "$$($(SHIPPED_BUILD) --show-bin-path)/myosicam-agent" 100
 
 # Footprint against prometheus-node-exporter and collectd (Debian's packages, installed here when
 # missing) in the same run: RSS, CPU per hour, start-up, bytes on the wire. PEERS_SECONDS=900.
@@ -53,13 +54,13 @@ bench-commands: deps
 # in statically, which changes RSS and size), in .build-release unless BENCH_SCRATCH_PATH names
 # another build directory, as bench/run does.
 PEERS_SECONDS ?= 900
-PEERS_BUILD = $(SWIFT) build -c release --static-swift-stdlib --scratch-path $(or $(BENCH_SCRATCH_PATH),.build-release)
+SHIPPED_BUILD = $(SWIFT) build -c release --static-swift-stdlib --scratch-path $(or $(BENCH_SCRATCH_PATH),.build-release)
 bench-peers: deps
 	@command -v prometheus-node-exporter >/dev/null && command -v collectd >/dev/null \
 	    || { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends prometheus-node-exporter collectd; }
-	$(PEERS_BUILD) --product myosicam-agent >/dev/null
+	$(SHIPPED_BUILD) --product myosicam-agent >/dev/null
 	mkdir -p bench/out
-	python3 bench/peers.py "$$($(PEERS_BUILD) --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) > bench/out/peers.md
+	python3 bench/peers.py "$$($(SHIPPED_BUILD) --show-bin-path)/myosicam-agent" $(PEERS_SECONDS) > bench/out/peers.md
 	cat bench/out/peers.md
 
 # The reliability and security suite (docs/reliability.md): MODE=short (CI) or MODE=long.
