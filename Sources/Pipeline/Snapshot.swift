@@ -488,3 +488,45 @@ public struct CollectorFailure: Sendable, Equatable, Comparable, JSONRepresentab
         .members([("collector", .string(collector)), ("instance", .string(instance)), ("error", .string(error))])
     }
 }
+
+extension Snapshot {
+    /// The snapshot as far as "has it changed?" goes (PANEL-API: a snapshot is sent when its
+    /// content changed, else hourly). Without the figures that move between any two collections
+    /// (the host's CPU, load and memory in use; each OScam's uptime, CPU, RSS and threads; the
+    /// WebIF's latency), so a server where nothing happens sends an hourly snapshot, not one
+    /// per interval. Each sent snapshot still carries them all. An instance's account and reader
+    /// lists are left out when its file fingerprints are there: they are made from those files
+    /// alone, so a changed list is a changed fingerprint, and the view stays small enough to
+    /// encode every cycle.
+    public var changeView: Snapshot {
+        var view = self
+        view.seq = 0
+        view.collectedAt = 0
+        if var resources = view.resources {
+            resources.cpuPercent = nil
+            resources.ramUsedMB = 0
+            resources.ramAvailableMB = 0
+            resources.load1 = 0
+            resources.load5 = 0
+            resources.load15 = 0
+            view.resources = resources
+        }
+        for index in view.instances.indices {
+            var instance = view.instances[index]
+            if var runtime = instance.runtime {
+                runtime.uptimeSeconds = nil
+                runtime.cpuPercent = nil
+                runtime.rssMB = nil
+                runtime.threads = nil
+                instance.runtime = runtime
+            }
+            instance.webif?.latencyMS = nil
+            if instance.files?.isEmpty == false {
+                instance.accounts = instance.accounts.map { _ in [] }
+                instance.readers = instance.readers.map { _ in [] }
+            }
+            view.instances[index] = instance
+        }
+        return view
+    }
+}

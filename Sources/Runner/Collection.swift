@@ -69,8 +69,22 @@ final class Collection: Sendable {
         let encoder: SnapshotEncoder
     }
 
-    /// Discovery, file loading, collectors, filters, encoding.
-    func collect(seq: Int64, now: Int64) -> Outcome {
+    /// A collection before encoding: the snapshot and the encoder built from its files.
+    struct Gathered {
+        let discovery: DiscoveryResult
+        let snapshot: Snapshot
+        let timings: [CollectorTiming]
+        let encoder: SnapshotEncoder
+
+        /// The SHA-256 of the snapshot's `changeView`: equal for two collections between which
+        /// nothing but the moving figures changed. Cheap: the view has no account lists.
+        var changeHash: String {
+            encoder.encode(snapshot.changeView).0.sha256
+        }
+    }
+
+    /// Discovery, file loading, collectors; the encoder with this cycle's secrets.
+    func gather(seq: Int64, now: Int64) -> Gathered {
         let discovery = discover()
         // Instances found, not yet read: where a test stops or restarts OScam "mid-collection".
         PausePoint.reach("collect:discovered")
@@ -81,9 +95,15 @@ final class Collection: Sendable {
         let base = Snapshot(seq: seq, collectedAt: now, agentVersion: AgentVersion.current)
         let (snapshot, timings) = cycle.run(context: context, instanceIDs: discovery.instances.map(\.id), base: base)
         let encoder = Self.encoder(secrets: SecretInventory.from(files: files, extra: extraSecrets))
-        let (_, encoded, counts) = Self.fit(snapshot, encoder: encoder)
-        return Outcome(discovery: discovery, snapshot: snapshot, encoded: encoded, redactionCounts: counts,
-                       timings: timings, encoder: encoder)
+        return Gathered(discovery: discovery, snapshot: snapshot, timings: timings, encoder: encoder)
+    }
+
+    /// Discovery, file loading, collectors, filters, encoding.
+    func collect(seq: Int64, now: Int64) -> Outcome {
+        let gathered = gather(seq: seq, now: now)
+        let (_, encoded, counts) = Self.fit(gathered.snapshot, encoder: gathered.encoder)
+        return Outcome(discovery: gathered.discovery, snapshot: gathered.snapshot, encoded: encoded,
+                       redactionCounts: counts, timings: gathered.timings, encoder: gathered.encoder)
     }
 
     /// The largest snapshot the panel takes: 4 MiB per request body, less the batch wrapper.

@@ -237,9 +237,11 @@ final class Daemon: @unchecked Sendable {
     /// Collects; spools a new snapshot when the content changed, at start, at least hourly, and
     /// when forced (`resync`).
     private func snapshot(force: Bool = false) {
-        let probe = collection.collect(seq: 0, now: 0)
+        let probe = collection.gather(seq: 0, now: 0)
         instanceCounts = (probe.discovery.instances.count, probe.discovery.instances.filter { $0.state == .running }.count)
-        let contentHash = probe.encoded.sha256
+        // Not the payload's hash: the host's load and each OScam's CPU move between any two
+        // collections, and would make every interval's snapshot "changed" (docs/panel-link.md).
+        let contentHash = probe.changeHash
         let due = force || lastContentHash != contentHash || Self.monotonic() - lastSnapshotAt >= Self.hourly
         guard due else {
             return

@@ -194,3 +194,54 @@ enum Samples {
         #expect(!(nilInstance < nilInstance))
     }
 }
+
+/// `Snapshot.changeView`: what decides whether a snapshot is sent.
+@Suite struct SnapshotChangeViewTests {
+    static func collected(cpu: Double, load: Double, uptime: Int64, latency: Int, pid: Int32 = 1234,
+                          users: [String] = ["alice"], sha: String = "aa") -> Snapshot {
+        var snapshot = Samples.snapshot(seq: Int64(uptime))
+        snapshot.resources = Resources(cpuPercent: cpu, ramTotalMB: 2048, ramUsedMB: 1000 + load, ramAvailableMB: 900 - load,
+                                       load1: load, load5: load, load15: load)
+        var report = InstanceReport(id: "osc_00000000000000aa")
+        report.runtime = RuntimeInfo(state: "running", pid: pid, uptimeSeconds: uptime, cpuPercent: cpu, rssMB: 9 + cpu,
+                                     threads: Int(uptime % 7))
+        report.webif = WebIfStatus(enabled: true, host: nil, port: 8888, tls: false, state: "ok", reachable: true,
+                                   httpStatus: 200, latencyMS: latency, version: "1.20", startedAt: nil, readonly: false,
+                                   posture: WebIfPosture(loopbackOnly: true, allowsLoopback: true, credentialsSet: true,
+                                                         readonly: false, tls: false, bindsAll: true))
+        report.files = ["oscam.user": FileFingerprint(sha256: String(repeating: sha, count: 32), size: 10, mtime: 5)]
+        report.accounts = users.map { AccountInfo(user: $0, enabled: true, groups: [1], caids: [], idents: [], expdate: nil) }
+        snapshot.instances = [report]
+        return snapshot
+    }
+
+    @Test func theMovingFiguresDoNotMakeAChange() {
+        let first = Self.collected(cpu: 1.5, load: 0.1, uptime: 60, latency: 3)
+        let later = Self.collected(cpu: 7.25, load: 2.5, uptime: 360, latency: 11)
+        #expect(first != later)
+        #expect(first.changeView == later.changeView)
+    }
+
+    @Test func everythingElseDoes() {
+        let first = Self.collected(cpu: 1.5, load: 0.1, uptime: 60, latency: 3)
+        // A restarted OScam (new worker), a changed file, a new account with its file.
+        #expect(first.changeView != Self.collected(cpu: 1.5, load: 0.1, uptime: 60, latency: 3, pid: 99).changeView)
+        #expect(first.changeView != Self.collected(cpu: 1.5, load: 0.1, uptime: 60, latency: 3, sha: "bb").changeView)
+        var down = first
+        down.instances[0].webif?.reachable = false
+        down.instances[0].webif?.state = "refused"
+        #expect(first.changeView != down.changeView)
+        var failing = first
+        failing.collectorErrors = [CollectorFailure(collector: "webif", instance: nil, error: "timeout")]
+        #expect(first.changeView != failing.changeView)
+    }
+
+    @Test func accountsCountWhenNoFingerprintStandsForThem() {
+        var first = Self.collected(cpu: 1.5, load: 0.1, uptime: 60, latency: 3)
+        var second = Self.collected(cpu: 1.5, load: 0.1, uptime: 60, latency: 3, users: ["alice", "bob"])
+        #expect(first.changeView == second.changeView, "the fingerprint stands for the list")
+        first.instances[0].files = nil
+        second.instances[0].files = nil
+        #expect(first.changeView != second.changeView)
+    }
+}
