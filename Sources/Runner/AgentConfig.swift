@@ -11,6 +11,8 @@ struct AgentConfig: Sendable, Equatable {
     var panelURL = "https://panel.example.com"
     var caFile: String?
     var pinSHA256: String?
+    /// Seconds without a command after which no long-poll is held open (0: always one).
+    var commandPollIdleAfter = 600
     var stateDir = "/var/lib/myosicam"
     var collectorsFile = "/etc/myosicam/collectors.conf"
     var allowedActionsFile = "/etc/myosicam/allowed-actions"
@@ -40,11 +42,11 @@ struct AgentConfig: Sendable, Equatable {
     }
 
     enum Kind {
-        case string, path, paths, bool, url, pin, level, bytes, program
+        case string, path, paths, bool, url, pin, level, bytes, program, seconds
     }
 
     static let keys: [String: [String: Kind]] = [
-        "panel": ["url": .url, "ca_file": .path, "pin_sha256": .pin],
+        "panel": ["url": .url, "ca_file": .path, "pin_sha256": .pin, "command_poll_idle_after": .seconds],
         "agent": ["state_dir": .path, "collectors_file": .path, "allowed_actions_file": .path,
                   "install_token_file": .path, "log_level": .level, "spool_max_bytes": .bytes],
         "discovery": ["auto": .bool, "config_dirs": .paths, "proc_root": .path, "systemd_dirs": .paths,
@@ -160,6 +162,10 @@ struct AgentConfig: Sendable, Equatable {
             guard let number = Int(value), number >= 65536, number <= 1 << 34 else {
                 return "'\(key)' must be a number of bytes from 65536 to 17179869184"
             }
+        case .seconds:
+            guard let number = Int(value), number >= 0, number <= 86400 else {
+                return "'\(key)' must be a number of seconds from 0 to 86400"
+            }
         case .program:
             // Absolute and plain: sudoers matches the exact path, and no shell ever sees it.
             guard value.hasPrefix("/"), !value.contains(" "), !value.contains("//"), !value.contains("/../"),
@@ -173,6 +179,7 @@ struct AgentConfig: Sendable, Equatable {
         case ("panel", "url"): panelURL = value.hasSuffix("/") ? String(value.dropLast()) : value
         case ("panel", "ca_file"): caFile = path
         case ("panel", "pin_sha256"): pinSHA256 = value.isEmpty ? nil : value
+        case ("panel", "command_poll_idle_after"): commandPollIdleAfter = Int(value) ?? commandPollIdleAfter
         case ("agent", "state_dir"): stateDir = path ?? stateDir
         case ("agent", "collectors_file"): collectorsFile = path ?? collectorsFile
         case ("agent", "allowed_actions_file"): allowedActionsFile = path ?? allowedActionsFile

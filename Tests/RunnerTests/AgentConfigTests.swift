@@ -36,6 +36,16 @@ import TestSupport
         }
     }
 
+    @Test func theQuietPollDelayIsSecondsWithinADay() {
+        #expect(AgentConfig.parse("", path: "/a.conf").config.commandPollIdleAfter == 600)
+        let set = AgentConfig.parse("[panel]\ncommand_poll_idle_after = 0\n", path: "/a.conf")
+        #expect(set.problems.isEmpty && set.config.commandPollIdleAfter == 0)
+        for bad in ["-1", "86401", "10m", ""] {
+            let parsed = AgentConfig.parse("[panel]\ncommand_poll_idle_after = \(bad)\n", path: "/a.conf")
+            #expect(parsed.problems.map(\.line) == [2], "accepted \(bad)")
+        }
+    }
+
     @Test func everyProblemNamesItsLineOnce() {
         let text = """
             [panel]

@@ -115,7 +115,7 @@ import TestSupport
     }
 
     static func with(label: String, extraConf: String = "", webifExtra: String = "", allowedActions: String? = nil,
-                     serviceLines: [String] = [], unit: Bool = false,
+                     serviceLines: [String] = [], panelLines: [String] = [], unit: Bool = false,
                      _ body: @escaping @Sendable (Rig) throws -> Void) async throws {
         let panel = try DevPanelProcess(serveArguments: ["--heartbeat-interval", "1", "--snapshot-interval", "300",
                                                          "--redeliver-after", "5"])
@@ -144,6 +144,7 @@ import TestSupport
                 [panel]
                 url = \(config.panelURL)
                 ca_file = \(config.caFile ?? "")
+                \(panelLines.joined(separator: "\n"))
                 [agent]
                 state_dir = \(config.stateDir)
                 install_token_file = \(config.installTokenFile)
@@ -233,6 +234,23 @@ import TestSupport
                 #expect(!stderr.contains(secret), "a password reached the log")
                 #expect(!(try rig.panel.admin(["requests", "--decoded"])).contains(secret), "a password reached the panel")
             }
+        }
+    }
+
+    @Test func aQuietChannelGetsACommandAtTheNextHeartbeat() async throws {
+        try await Self.with(label: "cmd-quiet", panelLines: ["command_poll_idle_after = 2"]) { rig in
+            try rig.startAgent()
+            // Quiet once the poll held at start ends: the panel holds it up to 30 s.
+            sleep(34)
+            let sent = Date()
+            let id = try rig.queue(["type": "resync", "issued_at": Int(Date().timeIntervalSince1970),
+                                    "expires_at": Int(Date().timeIntervalSince1970) + 600])
+            #expect(try rig.result(id, timeout: 20)["status"] as? String == "succeeded")
+            // The next heartbeat (every second here) says commands are pending; the agent polls.
+            #expect(Date().timeIntervalSince(sent) < 10)
+            let log = rig.stop()
+            #expect(log.contains("command channel quiet"))
+            #expect(log.contains("command channel holding a poll open again"))
         }
     }
 

@@ -49,6 +49,8 @@ final class CommandChannel: Sendable {
     /// Finished commands whose result could not be written yet (full disk): kept here and
     /// recorded by the result loop as soon as the disk lets it.
     private let unrecorded = Mutex<[String: CommandRecord]>([:])
+    /// When a command or a `commands_pending` last came (monotonic seconds); start counts.
+    private let lastActivity = Atomic<Double>(Daemon.monotonic())
 
     init(_ deps: Dependencies) {
         self.deps = deps
@@ -82,9 +84,19 @@ final class CommandChannel: Sendable {
         DispatchQueue(label: "myosicam.commands.results").async { self.resultLoop() }
     }
 
-    /// The heartbeat said `commands_pending`: poll at once if the poll loop is backing off.
+    /// The heartbeat said `commands_pending`: poll at once if the poll loop is backing off or
+    /// quiet, and hold polls open again for a while.
     func commandsPending() {
+        noteActivity()
         pollWake.signal()
+    }
+
+    /// Commands came or are coming: hold polls open again for `command_poll_idle_after`.
+    private func noteActivity() {
+        lastActivity.store(Daemon.monotonic(), ordering: .relaxed)
+        if reported.withLock({ $0["poll_mode"] }) == "quiet" {
+            report("poll_mode", "holding", .info, "command channel holding a poll open again")
+        }
     }
 
     /// The end of a revocation: both loops try again now rather than in 15 minutes.
@@ -95,9 +107,33 @@ final class CommandChannel: Sendable {
 
     // MARK: - Poll
 
+    /// The safety poll of a quiet channel: should a `commands_pending` never arrive (a lost
+    /// heartbeat answer), a queued command still arrives within this.
+    static let quietPoll = 900.0
+
+    /// A long-poll is held open while commands come, and for `command_poll_idle_after` seconds
+    /// after the last one (and after start): then the channel goes quiet and relies on the
+    /// heartbeat's `commands_pending`, which PANEL-API has the agent answer by polling at once,
+    /// plus a poll every 15 minutes. On a server where nothing happens that is 4 polls an hour
+    /// instead of 120 (issue 7's wire budget); the first command after a quiet spell waits for
+    /// the next heartbeat (docs/panel-link.md).
     private func pollLoop() {
         var backoff = Backoff()
         while !deps.isTerminating() {
+            let idleAfter = Double(deps.config.commandPollIdleAfter)
+            if idleAfter > 0, Daemon.monotonic() - lastActivity.load(ordering: .relaxed) >= idleAfter {
+                guard !deps.isTerminating() else {
+                    return
+                }
+                report("poll_mode", "quiet", .info,
+                       "command channel quiet: it polls when a heartbeat says commands are pending, and every 15 minutes")
+                if AgentClock.wait(pollWake, seconds: Self.quietPoll) {
+                    noteActivity()
+                }
+                guard !deps.isTerminating() else {
+                    return
+                }
+            }
             if pollOnce(&backoff) > 256 << 10 {
                 // A large answer's tree was freed into this thread's malloc arena, which glibc
                 // would otherwise keep at its peak: give the pages back.
@@ -120,6 +156,9 @@ final class CommandChannel: Sendable {
             }
             backoff = Backoff()
             report("poll", "ok", .info, "command channel open")
+            if !commands.isEmpty {
+                noteActivity()
+            }
             for command in commands.prefix(1000) {
                 receive(command)
             }
