@@ -49,7 +49,8 @@ bench-commands: deps
 	python3 bench/commands.py "$$($(SHIPPED_BUILD) --show-bin-path)/myosicam-agent" 100
 
 # Footprint against prometheus-node-exporter and collectd (Debian's packages, installed here when
-# missing) in the same run: RSS, CPU per hour, start-up, bytes on the wire. PEERS_SECONDS=900.
+# missing) in the same run: RSS, CPU per hour, start-up, bytes on the wire. PEERS_SECONDS=900 of
+# steady state, after PEERS_SETTLE=660 s for the agent's command channel to go quiet.
 # It measures the binary operators run: built as `make release` builds it (Swift runtime linked
 # in statically, which changes RSS and size), in .build-release unless BENCH_SCRATCH_PATH names
 # another build directory, as bench/run does.

@@ -298,9 +298,10 @@ def main():
                 return False  # not listening yet
         wait_for(exporter_up, 30, "node-exporter")
 
-        # Let start-up settle (the agent's start-up snapshot is delivered in it), then measure a
-        # steady state.
-        time.sleep(20)
+        # Let start-up settle, then measure a steady state: the start-up snapshot is delivered,
+        # and the command channel has gone quiet (command_poll_idle_after, 600 s by default, and
+        # the poll held at that moment). PEERS_SETTLE changes the wait.
+        time.sleep(int(os.environ.get("PEERS_SETTLE", "660")))
         named = {"myosicam-agent": agent.process.pid, "prometheus-node-exporter": exporter.pid,
                  "collectd": collectd.pid}
         first = {name: sample(pid) for name, pid in named.items()}
