@@ -138,10 +138,6 @@ public struct CollectContext: Sendable {
         return result
     }
 
-    static func load(_ path: String, file: OScamFile, maxBytes: Int) -> Result<LoadedDocument, FileReadError> {
-        load(path, file: file, maxBytes: maxBytes, cached: nil).0
-    }
-
     /// The file read and analysed, or `cached` when the file is provably the one it was made
     /// from; and the entry to keep for the next cycle, if the result may be reused.
     private static func load(_ path: String, file: OScamFile, maxBytes: Int, cached: FileCache.Entry?)
