@@ -524,20 +524,39 @@ class Sampler:
     def max_rss_mb(self):
         return max((s[1] for s in self.samples), default=0) / 1024
 
+    def warm(self, skip_fraction=0.2):
+        return self.samples[int(len(self.samples) * skip_fraction):]
+
     def slope_per_hour(self, index, skip_fraction=0.2):
         """Least-squares slope of field `index` (1 rss kB, 2 fds) per hour, after a warm-up."""
-        points = self.samples[int(len(self.samples) * skip_fraction):]
-        if len(points) < 3:
-            return 0.0
-        t0 = points[0][0]
-        xs = [(p[0] - t0) / 3600 for p in points]
-        ys = [p[index] for p in points]
-        n = len(points)
-        mean_x, mean_y = sum(xs) / n, sum(ys) / n
-        var = sum((x - mean_x) ** 2 for x in xs)
-        if var == 0:
-            return 0.0
-        return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
+        return least_squares_slope([(p[0], p[index]) for p in self.warm(skip_fraction)])
+
+    def floors(self, index, window):
+        """(middle s, lowest value) of field `index` in each `window` seconds after the warm-up.
+        A leak raises the floor; a collection or a command in flight only raises a moment, which
+        a sample every few seconds catches at random, so the floor is what a leak check fits."""
+        warm = self.warm()
+        if not warm:
+            return []
+        buckets = {}
+        for point in warm:
+            buckets.setdefault(int((point[0] - warm[0][0]) // window), []).append(point)
+        return [((b[0][0] + b[-1][0]) / 2, min(p[index] for p in b))
+                for _, b in sorted(buckets.items()) if len(b) >= 2]
+
+
+def least_squares_slope(points):
+    """Slope per hour of (monotonic s, value) points; 0 with fewer than 3."""
+    if len(points) < 3:
+        return 0.0
+    t0 = points[0][0]
+    xs = [(p[0] - t0) / 3600 for p in points]
+    ys = [p[1] for p in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mean_x) ** 2 for x in xs)
+    if var == 0:
+        return 0.0
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
 
 
 # MARK: - Secrets
