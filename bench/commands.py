@@ -13,7 +13,6 @@ Usage: bench/commands.py AGENT_BINARY [N]
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,24 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools", "devpanel"))
 import devpanel_store  # noqa: E402  (the panel's own store, to queue and time precisely)
+sys.path.insert(0, HERE)
+from benchlib import free_port, wait_for  # noqa: E402
 
 WEBIF_PASSWORD = "Bench-Webif-Pw-4242"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise SystemExit("bench: timed out waiting for " + what)
 
 
 def percentile(values, fraction):
@@ -124,7 +109,7 @@ def main():
                                "set": {"group": str(i % 64 + 1)}}]}
             queued = time.time()
             store.queue_command(server, command_id, json.dumps(body, sort_keys=True), int(queued))
-            arrived = wait_for(lambda: result_time(command_id), 60, "result of " + command_id)
+            arrived = wait_for(lambda: result_time(command_id), 60, "result of " + command_id, every=0.01)
             if i >= 3:  # the first ones open connections
                 latencies.append((arrived - queued) * 1000)
         results = {r[0]: r[1] for r in store.results(server)}

@@ -44,12 +44,8 @@ DEVPANEL = os.path.join(ROOT, "tools", "devpanel", "devpanel")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 COLLECTD_CONF = "/etc/collectd/collectd.conf"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, HERE)
+from benchlib import free_port, wait_for  # noqa: E402
 
 
 def sample(pid):
@@ -62,16 +58,6 @@ def sample(pid):
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / TICK, rss
-
-
-def wait_for(condition, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise SystemExit("bench: timed out waiting for " + what)
 
 
 def peak_rss(pid):
